@@ -1,0 +1,55 @@
+//! The reference app: express-session's best-known example, in Rust.
+//!
+//! Run with `cargo run --example app`, then open <http://127.0.0.1:3000/> and follow the link.
+//! `PORT` changes the port.
+//!
+//! The Express original:
+//!
+//! ```js
+//! app.use(session({ secret: 'gfg-key', resave: false, saveUninitialized: true }));
+//! app.get('/', (req, res) => { req.session.gfgUser = 'geeksforgeeks'; res.send('Hey Geek! …'); });
+//! app.get('/get', (req, res) => res.send(`Session variable: ${req.session.gfgUser || 'No session set'}`));
+//! ```
+
+use axum::{response::Html, routing::get, Router};
+use express_session::{MemoryStore, Session, SessionLayer};
+
+async fn set(session: Session) -> Result<Html<&'static str>, express_session::SessionError> {
+    session.insert("gfgUser", "geeksforgeeks")?;
+    Ok(Html(
+        "Hey Geek! Session is set! Now Go to <a href=\"/get\">/get</a> to retrieve the session.",
+    ))
+}
+
+async fn read(session: Session) -> Html<String> {
+    let user = session.get::<String>("gfgUser");
+    Html(format!(
+        "Session variable: {}",
+        user.as_deref().unwrap_or("No session set")
+    ))
+}
+
+/// The app's router, over any session layer.
+fn app(sessions: SessionLayer) -> Router {
+    Router::new()
+        .route("/", get(set))
+        .route("/get", get(read))
+        .layer(sessions)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let sessions = SessionLayer::new(MemoryStore::new())
+        .secret("gfg-key")
+        .resave(false)
+        .save_uninitialized(true)
+        .build()?;
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    println!("Server is running on http://{}", listener.local_addr()?);
+    axum::serve(listener, app(sessions)).await?;
+    Ok(())
+}

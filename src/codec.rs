@@ -1,0 +1,315 @@
+//! The one encoding of a session record: express-session's `JSON.stringify(session)`.
+//!
+//! ```json
+//! {"cookie":{"originalMaxAge":86400000,"expires":"2026-01-02T12:00:00.000Z","httpOnly":true,"path":"/"},"views":3}
+//! ```
+//!
+//! The `cookie` object comes first, its keys in express's order with unset ones left out; the
+//! data keys follow in insertion order (a loaded session keeps the stored order).
+
+use serde_json::{Map, Value};
+use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+
+use crate::{
+    config::{Priority, SameSite},
+    cookie::SessionCookie,
+};
+
+/// The session data: JSON values by key, in insertion order.
+pub type Data = Map<String, Value>;
+
+/// Keys that express-session never loads into a session, because they collide with its
+/// methods or with `Object.prototype`; a record holding them is read without them.
+pub const RESERVED_KEYS: &[&str] = &[
+    "cookie",
+    "id",
+    "req",
+    "touch",
+    "resetMaxAge",
+    "save",
+    "reload",
+    "destroy",
+    "regenerate",
+    "constructor",
+    "toString",
+    "toLocaleString",
+    "valueOf",
+    "hasOwnProperty",
+    "isPrototypeOf",
+    "propertyIsEnumerable",
+    "__proto__",
+    "__defineGetter__",
+    "__defineSetter__",
+    "__lookupGetter__",
+    "__lookupSetter__",
+];
+
+/// Why a stored record could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The text is not a JSON object.
+    #[error("session record is not a JSON object")]
+    NotAnObject(#[source] Option<serde_json::Error>),
+    /// The object has no `cookie` object.
+    #[error("session record has no cookie object")]
+    MissingCookie,
+    /// The record is longer than the configured limit.
+    #[error("session record of {0} bytes is over the size limit")]
+    TooLarge(usize),
+}
+
+/// Formats an instant as JavaScript's `Date.prototype.toISOString`: `2026-01-02T12:00:00.000Z`.
+pub fn iso_date(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    // serde_json escapes exactly as JSON.stringify for every string it accepts.
+    out.push_str(&Value::from(s).to_string());
+}
+
+/// Writes the `cookie` object of a record.
+fn encode_cookie(c: &SessionCookie, out: &mut String) {
+    out.push_str("{\"originalMaxAge\":");
+    match c.original_max_age {
+        Some(ms) => out.push_str(&ms.to_string()),
+        None => out.push_str("null"),
+    }
+    if let Some(p) = c.partitioned {
+        out.push_str(if p {
+            ",\"partitioned\":true"
+        } else {
+            ",\"partitioned\":false"
+        });
+    }
+    if let Some(p) = c.priority {
+        out.push_str(",\"priority\":\"");
+        out.push_str(p.as_json());
+        out.push('"');
+    }
+    out.push_str(",\"expires\":");
+    match c.expires {
+        Some(e) => {
+            out.push('"');
+            out.push_str(&iso_date(e));
+            out.push('"');
+        }
+        None => out.push_str("null"),
+    }
+    if let Some(s) = c.secure {
+        out.push_str(if s { ",\"secure\":true" } else { ",\"secure\":false" });
+    }
+    out.push_str(if c.http_only {
+        ",\"httpOnly\":true"
+    } else {
+        ",\"httpOnly\":false"
+    });
+    if let Some(d) = &c.domain {
+        out.push_str(",\"domain\":");
+        push_json_str(out, d);
+    }
+    out.push_str(",\"path\":");
+    push_json_str(out, &c.path);
+    if let Some(s) = c.same_site {
+        out.push_str(",\"sameSite\":\"");
+        out.push_str(s.as_json());
+        out.push('"');
+    }
+    out.push('}');
+}
+
+/// Encodes a session as express-session's stored JSON document.
+pub fn encode(cookie: &SessionCookie, data: &Data) -> String {
+    let mut out = String::with_capacity(160 + data.len() * 24);
+    out.push_str("{\"cookie\":");
+    encode_cookie(cookie, &mut out);
+    for (k, v) in data {
+        out.push(',');
+        push_json_str(&mut out, k);
+        out.push(':');
+        out.push_str(&v.to_string());
+    }
+    out.push('}');
+    out
+}
+
+fn decode_cookie(c: &Map<String, Value>) -> SessionCookie {
+    let expires = match c.get("expires") {
+        Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339).ok(),
+        _ => None,
+    };
+    let original_max_age = match c.get("originalMaxAge") {
+        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
+        _ => None,
+    };
+    let same_site = match c.get("sameSite") {
+        Some(Value::Bool(true)) => Some(SameSite::Strict),
+        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "strict" => Some(SameSite::Strict),
+            "lax" => Some(SameSite::Lax),
+            "none" => Some(SameSite::None),
+            _ => None,
+        },
+        _ => None,
+    };
+    let priority = match c.get("priority") {
+        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "low" => Some(Priority::Low),
+            "medium" => Some(Priority::Medium),
+            "high" => Some(Priority::High),
+            _ => None,
+        },
+        _ => None,
+    };
+    SessionCookie {
+        original_max_age,
+        expires,
+        path: c.get("path").and_then(Value::as_str).unwrap_or("/").to_owned(),
+        domain: c.get("domain").and_then(Value::as_str).map(str::to_owned),
+        http_only: c.get("httpOnly").and_then(Value::as_bool).unwrap_or(true),
+        secure: c.get("secure").and_then(Value::as_bool),
+        same_site,
+        partitioned: c.get("partitioned").and_then(Value::as_bool),
+        priority,
+    }
+}
+
+/// Decodes a stored record, by express-session's load rules: the `cookie` object is required,
+/// its attributes become the session's, reserved keys are dropped, the other keys are the data.
+pub fn decode(text: &str, max_len: usize) -> Result<(SessionCookie, Data), DecodeError> {
+    if text.len() > max_len {
+        return Err(DecodeError::TooLarge(text.len()));
+    }
+    let mut map = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(DecodeError::NotAnObject(None)),
+        Err(e) => return Err(DecodeError::NotAnObject(Some(e))),
+    };
+    let cookie = match map.shift_remove("cookie") {
+        Some(Value::Object(c)) => decode_cookie(&c),
+        _ => return Err(DecodeError::MissingCookie),
+    };
+    map.retain(|k, _| !RESERVED_KEYS.contains(&k.as_str()));
+    Ok((cookie, map))
+}
+
+/// Order-sensitive equality of two JSON values, as comparing their `JSON.stringify` output would
+/// be (serde_json's own `==` ignores key order).
+pub(crate) fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => same_data(a, b),
+        (Value::Array(a), Value::Array(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_json(x, y)),
+        _ => a == b,
+    }
+}
+
+/// Order-sensitive equality of two data maps.
+pub(crate) fn same_data(a: &Data, b: &Data) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((ka, va), (kb, vb))| ka == kb && same_json(va, vb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CookieConfig, Secure};
+    use time::{macros::datetime, Duration};
+
+    #[test]
+    fn encodes_reference_documents() {
+        let now = datetime!(2026-01-01 12:00:00 UTC);
+        let config = CookieConfig {
+            max_age: Some(Duration::days(1)),
+            same_site: None,
+            ..CookieConfig::default()
+        };
+        let c = SessionCookie::from_config(&config, false, now);
+        let mut data = Data::new();
+        data.insert("views".into(), 3.into());
+        assert_eq!(
+            encode(&c, &data),
+            r#"{"cookie":{"originalMaxAge":86400000,"expires":"2026-01-02T12:00:00.000Z","httpOnly":true,"path":"/"},"views":3}"#
+        );
+        let c = SessionCookie::from_config(
+            &CookieConfig {
+                same_site: None,
+                ..CookieConfig::default()
+            },
+            false,
+            now,
+        );
+        assert_eq!(
+            encode(&c, &Data::new()),
+            r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"}}"#
+        );
+        let config = CookieConfig {
+            max_age: Some(Duration::hours(1)),
+            secure: Some(Secure::Always),
+            domain: Some("example.com".into()),
+            same_site: Some(SameSite::Lax),
+            ..CookieConfig::default()
+        };
+        let c = SessionCookie::from_config(&config, false, now);
+        let mut data = Data::new();
+        data.insert("user".into(), serde_json::json!({"id": 42}));
+        let text = encode(&c, &data);
+        assert_eq!(
+            text,
+            r#"{"cookie":{"originalMaxAge":3600000,"expires":"2026-01-01T13:00:00.000Z","secure":true,"httpOnly":true,"domain":"example.com","path":"/","sameSite":"lax"},"user":{"id":42}}"#
+        );
+        let (c2, d2) = decode(&text, usize::MAX).unwrap();
+        assert_eq!(c2, c);
+        assert!(same_data(&d2, &data));
+    }
+
+    #[test]
+    fn decode_follows_express_load_rules() {
+        let text = r#"{"cookie":{"originalMaxAge":5,"expires":"2026-01-01T13:00:00.000Z","httpOnly":false,"path":"/x","sameSite":true,"priority":"High","partitioned":true},"b":1,"save":2,"id":"x","constructor":1,"a":"é"}"#;
+        let (c, d) = decode(text, usize::MAX).unwrap();
+        assert_eq!(c.original_max_age, Some(5));
+        assert_eq!(c.expires, Some(datetime!(2026-01-01 13:00:00 UTC)));
+        assert!(!c.http_only);
+        assert_eq!(
+            (c.path.as_str(), c.same_site, c.priority, c.partitioned),
+            ("/x", Some(SameSite::Strict), Some(Priority::High), Some(true))
+        );
+        assert_eq!(d.keys().collect::<Vec<_>>(), ["b", "a"]);
+        for bad in ["", "null", "[1]", "{}", r#"{"cookie":1}"#, "not json", "{\"cookie\":{}"] {
+            assert!(decode(bad, usize::MAX).is_err(), "{bad}");
+        }
+        assert!(matches!(decode(text, 10), Err(DecodeError::TooLarge(_))));
+    }
+
+    #[test]
+    fn unicode_keys_and_values_round_trip() {
+        let c = SessionCookie::from_config(&CookieConfig::default(), false, OffsetDateTime::now_utc());
+        let mut data = Data::new();
+        data.insert("clé \"😀\"\n".into(), "välue\u{2028}\u{0}".into());
+        let text = encode(&c, &data);
+        let (_, d) = decode(&text, usize::MAX).unwrap();
+        assert!(same_data(&d, &data));
+    }
+
+    #[test]
+    fn equality_is_order_sensitive() {
+        let a: Data = serde_json::from_str(r#"{"a":1,"b":{"x":1,"y":2}}"#).unwrap();
+        let b: Data = serde_json::from_str(r#"{"b":{"x":1,"y":2},"a":1}"#).unwrap();
+        let c: Data = serde_json::from_str(r#"{"a":1,"b":{"y":2,"x":1}}"#).unwrap();
+        assert!(same_data(&a, &a.clone()));
+        assert!(!same_data(&a, &b));
+        assert!(!same_data(&a, &c));
+    }
+}
