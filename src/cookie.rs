@@ -251,6 +251,9 @@ impl SessionCookie {
     }
 
     pub(crate) fn set_expires_at(&mut self, expires: Option<OffsetDateTime>, now: OffsetDateTime) {
+        // JavaScript dates have millisecond precision: computing at finer precision would let
+        // a later touch land just before the configured expiry, a second early in `Expires`.
+        let (expires, now) = (expires.map(floor_ms), floor_ms(now));
         self.expires = expires;
         self.original_max_age = expires.map(|e| clamp_ms(e - now));
     }
@@ -325,6 +328,12 @@ pub(crate) fn add_clamped(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
     } else {
         time::PrimitiveDateTime::MAX.assume_utc()
     })
+}
+
+/// Truncates an instant to whole milliseconds, as a JavaScript `Date` holds it.
+fn floor_ms(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
 }
 
 fn clamp_ms(d: Duration) -> i64 {
@@ -531,6 +540,20 @@ mod tests {
         }
         let huge = format!("connect.sid=s%3A{}", "A".repeat(8 * 1024));
         assert_eq!(find(&[huge.as_bytes()]), None);
+    }
+
+    #[test]
+    fn touch_never_moves_a_fixed_expiry_earlier() {
+        let at = datetime!(2026-01-04 12:00:00 UTC);
+        let now = datetime!(2026-01-01 11:59:59.123_456_789 UTC);
+        let config = CookieConfig {
+            expires: Some(at),
+            ..CookieConfig::default()
+        };
+        let mut c = SessionCookie::from_config(&config, false, now);
+        c.touch_at(now + Duration::nanoseconds(1));
+        assert_eq!(c.expires, Some(at));
+        assert!(c.set_cookie("n", "v").contains("Expires=Sun, 04 Jan 2026 12:00:00 GMT"));
     }
 
     #[test]
