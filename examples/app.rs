@@ -29,8 +29,18 @@ async fn read(session: Session) -> Html<String> {
     ))
 }
 
-/// The app's router, over any session layer.
-fn app(sessions: SessionLayer) -> Router {
+/// The session layer of the Express original: `secret: 'gfg-key', resave: false,
+/// saveUninitialized: true`.
+pub(crate) fn sessions() -> Result<SessionLayer, express_session::ConfigError> {
+    SessionLayer::new(MemoryStore::new())
+        .secret("gfg-key")
+        .resave(false)
+        .save_uninitialized(true)
+        .build()
+}
+
+/// The app's router, over any session layer (`tests/reference_app.rs` serves it too).
+pub(crate) fn app(sessions: SessionLayer) -> Router {
     Router::new()
         .route("/", get(set))
         .route("/get", get(read))
@@ -42,11 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let sessions = SessionLayer::new(MemoryStore::new())
-        .secret("gfg-key")
-        .resave(false)
-        .save_uninitialized(true)
-        .build()?;
+    let sessions = sessions()?;
     let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
     println!("Server is running on http://{}", listener.local_addr()?);
