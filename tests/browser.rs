@@ -6,6 +6,7 @@
 //! `SESSION_TEST_REQUIRE_SERVICES=1` (as in CI), where it fails.
 
 use std::{
+    io::Write as _,
     path::{Path, PathBuf},
     process::{Child, Command},
     time::{Duration, Instant},
@@ -82,7 +83,8 @@ fn example_apps_behave_in_headless_chromium() {
             !require_services(),
             "SESSION_TEST_REQUIRE_SERVICES=1 but the browser suite cannot run: {why}"
         );
-        println!("skipped: browser suite: {why}");
+        // Straight to stderr, past the test harness's capture, so the skip is seen.
+        let _ = writeln!(std::io::stderr(), "skipped: browser suite: {why}");
         return;
     }
 
