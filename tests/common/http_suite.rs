@@ -12,7 +12,7 @@
 //!
 //! In a test file (`tests/<store>.rs`):
 //!
-//! ```ignore
+//! ```text
 //! mod common;
 //!
 //! http_suite_tests!(async { Some(MyStore::connect(..).await) });
@@ -105,6 +105,10 @@ macro_rules! http_suite_tests {
             http_store_timeout_is_503,
             http_touch_error_is_reported,
             http_huge_payload_fails_save_and_writes_nothing,
+            http_unset_destroy_error_is_reported,
+            http_change_after_explicit_save_is_saved_at_the_end,
+            http_cookie_only_change_is_not_a_modification,
+            http_destroyed_session_refuses_writes,
         );
     };
 }
@@ -233,6 +237,7 @@ pub async fn http_resave_false_only_touches_unmodified_session(store: DynStore) 
     let c = h.counts();
     assert_eq!((c.create, c.update), (0, 0), "{c:?}");
     assert_eq!(c.load + c.load_and_touch, 1, "{c:?}");
+    assert_eq!(c.total(), 1, "one round trip for a read-only request: {c:?}");
     assert_eq!(h.record(&id).await.unwrap(), before);
 }
 
@@ -1144,4 +1149,58 @@ pub async fn http_huge_payload_fails_save_and_writes_nothing(store: DynStore) {
     let r = h.get("/big?kb=16", None).await;
     r.assert_ok("big");
     assert!(h.record(&r.sid()).await.unwrap().len() > 16 * 1024);
+}
+
+/// express "should pass session destroy error" (unset: destroy): reported, not swallowed.
+pub async fn http_unset_destroy_error_is_reported(store: DynStore) {
+    let h = h(store, |l| l.unset(Unset::Destroy));
+    let cookie = h.get("/set", None).await.cookie();
+    h.faulty.set(Fault::WritesBroken);
+    let r = h.get("/unset", Some(&cookie)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, ""));
+    h.faulty.set(Fault::None);
+    assert!(h.record(&sid_of(&cookie)).await.is_some());
+}
+
+/// A change made after an explicit save is saved at the end of the request.
+pub async fn http_change_after_explicit_save_is_saved_at_the_end(store: DynStore) {
+    let h = h(store, |l| l);
+    let r = h.get("/save_then_set", None).await;
+    r.assert_ok("saved");
+    let text = h.record(&r.sid()).await.unwrap();
+    assert!(text.ends_with(r#""hit":true,"user":"carol"}"#), "{text}");
+    let c = h.counts();
+    assert_eq!((c.create, c.update), (1, 1), "{c:?}");
+}
+
+/// Changing only the cookie is not a modification (express hashes the session without it):
+/// a new session stays uninitialized; a loaded one is touched, not rewritten.
+pub async fn http_cookie_only_change_is_not_a_modification(store: DynStore) {
+    let h = h(store, |l| l);
+    let r = h.get("/cookie_only", None).await;
+    r.assert_ok("ok");
+    r.assert_no_cookie();
+    assert_eq!(h.counts().total(), 0);
+    let cookie = h.get("/set", None).await.cookie();
+    let id = sid_of(&cookie);
+    let before = h.record(&id).await.unwrap();
+    h.counting.reset();
+    let r = h.get("/cookie_only", Some(&cookie)).await;
+    r.assert_no_cookie();
+    assert_eq!((h.counts().create, h.counts().update), (0, 0));
+    assert_eq!(h.record(&id).await.unwrap(), before);
+    // The store's expiry follows the session's new lifetime.
+    let left = h.full_record(&id).await.expires.unwrap() - OffsetDateTime::now_utc();
+    assert!((left - Duration::days(1)).abs() < Duration::seconds(5), "{left}");
+}
+
+/// After destroy, writes are refused (express: `req.session` is gone) and nothing is stored.
+pub async fn http_destroyed_session_refuses_writes(store: DynStore) {
+    let h = h(store, |l| l);
+    let r = h.get("/set", None).await;
+    let (cookie, id) = (r.cookie(), r.sid());
+    let r = h.get("/destroy_then_set", Some(&cookie)).await;
+    r.assert_ok("refused");
+    assert_eq!(h.record(&id).await, None);
+    h.get("/get", Some(&cookie)).await.assert_ok("none");
 }

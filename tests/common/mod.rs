@@ -452,7 +452,10 @@ fn fail(status: StatusCode, e: impl std::fmt::Display) -> Response<Body> {
 /// - `id`: the session id; `new`: `new` or `old`;
 /// - `regenerate`: regenerates, answers the user after it; `login`: regenerate then `user = "alice"`;
 /// - `destroy`, `touch`, `unset` (after `x = 1`), `count_unset` (count, unset at 2);
-/// - `save` (`hit = true`, then `save()`), `reload_save` (`hit`, `reload`, `save`);
+/// - `save` (`hit = true`, then `save()`), `reload_save` (`hit`, `reload`, `save`),
+///   `save_then_set` (`hit`, `save`, then `user = "carol"`);
+/// - `cookie_only`: only the cookie's max age changes (one day); `destroy_then_set`: destroy,
+///   then try to write (answers `refused` when the write is refused);
 /// - `reload`: changes `user` to `alice` in the store behind the session's back, then reloads;
 ///   answers `before/after`; `reload_missing`: deletes the record, then reloads (500 + message);
 /// - `max_age?ms=N`: count + cookie max age N ms; `expires_null[_hit]`, `expires_epoch`;
@@ -510,6 +513,23 @@ async fn dispatch(uri: Uri, Extension(raw): Extension<DynStore>, session: Option
                 session.insert("hit", true)?;
                 session.save().await?;
                 "saved".into()
+            }
+            "save_then_set" => {
+                session.insert("hit", true)?;
+                session.save().await?;
+                session.insert("user", "carol")?;
+                "saved".into()
+            }
+            "cookie_only" => {
+                session.update_cookie(|c| c.set_max_age(Some(Duration::days(1))));
+                "ok".into()
+            }
+            "destroy_then_set" => {
+                session.destroy().await?;
+                match session.insert("user", "mallory") {
+                    Err(express_session::SessionError::Destroyed) => "refused".into(),
+                    other => format!("{other:?}"),
+                }
             }
             "reload_save" => {
                 session.insert("hit", true)?;
