@@ -128,7 +128,8 @@ fn verify_value(raw: &[u8], secrets: &[Vec<u8>]) -> Option<String> {
         raw
     };
     let signed = value.strip_prefix("s:")?;
-    unsign(signed, secrets).map(str::to_owned)
+    // express-session treats an empty id as no id, even when its signature is valid.
+    unsign(signed, secrets).filter(|id| !id.is_empty()).map(str::to_owned)
 }
 
 /// Finds the session id in a request's `Cookie` header fields.
@@ -538,6 +539,11 @@ mod tests {
         ] {
             assert_eq!(find(&[bad.as_bytes()]), None, "{bad}");
         }
+        // A validly signed empty id is no id.
+        assert_eq!(
+            find(&[format!("connect.sid={}", cookie_value("", b"keyboard cat")).as_bytes()]),
+            None
+        );
         let huge = format!("connect.sid=s%3A{}", "A".repeat(8 * 1024));
         assert_eq!(find(&[huge.as_bytes()]), None);
     }
