@@ -122,7 +122,7 @@ fn verify_value(raw: &[u8], secrets: &[Vec<u8>]) -> Option<String> {
     let raw = std::str::from_utf8(raw).ok()?;
     let decoded;
     let value = if raw.contains('%') {
-        decoded = percent_decode(raw.as_bytes()).decode_utf8().ok();
+        decoded = decode_uri_component(raw);
         decoded.as_deref().unwrap_or(raw)
     } else {
         raw
@@ -130,6 +130,20 @@ fn verify_value(raw: &[u8], secrets: &[Vec<u8>]) -> Option<String> {
     let signed = value.strip_prefix("s:")?;
     // express-session treats an empty id as no id, even when its signature is valid.
     unsign(signed, secrets).filter(|id| !id.is_empty()).map(str::to_owned)
+}
+
+/// JavaScript's `decodeURIComponent`: `None` where it throws, that is on a `%` not followed by
+/// two hex digits anywhere in the value, or escapes that do not form UTF-8.
+fn decode_uri_component(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let well_formed = b.iter().enumerate().filter(|&(_, &c)| c == b'%').all(|(i, _)| {
+        b.get(i + 1..i + 3)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
+    }
+    percent_decode(b).decode_utf8().ok().map(|s| s.into_owned())
 }
 
 /// Finds the session id in a request's `Cookie` header fields.
@@ -539,6 +553,14 @@ mod tests {
         ] {
             assert_eq!(find(&[bad.as_bytes()]), None, "{bad}");
         }
+        // One broken escape spoils the decoding of the whole value, as in JavaScript.
+        let odd_value = cookie_value("ab%zz", b"keyboard cat");
+        assert_eq!(
+            find(&[format!("connect.sid={odd_value}").as_bytes()]).as_deref(),
+            Some("ab%zz")
+        );
+        let half = odd_value.replacen("%25zz", "%zz", 1);
+        assert_eq!(find(&[format!("connect.sid={half}").as_bytes()]), None);
         // A validly signed empty id is no id.
         assert_eq!(
             find(&[format!("connect.sid={}", cookie_value("", b"keyboard cat")).as_bytes()]),
