@@ -136,6 +136,21 @@ async fn empty_value_is_absent_without_lookup() {
     }
 }
 
+// Row 7, signed: a correctly signed empty id is still no id (express treats "" as none).
+#[tokio::test]
+async fn signed_empty_id_is_absent_without_lookup() {
+    let h = harness();
+    let header = format!("connect.sid={}", value_for(""));
+    assert!(header.starts_with("connect.sid=s%3A."), "{header}");
+    let r = get_with_fields(&h, &[header.as_bytes()]).await;
+    assert_absent(&h, &r, "signed empty id");
+    // It does not shadow a valid cookie after it either.
+    let (h, cookie, _) = with_session().await;
+    get_with_fields(&h, &[format!("{header}; {cookie}").as_bytes()])
+        .await
+        .assert_ok("bob");
+}
+
 // Row 8.
 #[tokio::test]
 async fn oversized_value_is_absent_without_lookup() {
@@ -162,13 +177,18 @@ async fn wrong_length_or_alphabet_is_absent_without_lookup() {
         "s%3A.".to_owned(),
         format!("s%3A{id}."),
         format!("s%3A{id}.{sig}="),
-        format!("s%3A{id}.{}", sig.replace('+', "-").replace('/', "_")),
         format!("s%3A{id}.{}", &sig[..42]),
         format!("s%3A{id}.{}", "A".repeat(43)),
         format!("s%3A{id}.{}", "=".repeat(43)),
     ] {
         let r = get_with_fields(&h, &[format!("connect.sid={value}").as_bytes()]).await;
         assert_absent(&h, &r, &value);
+    }
+    // The URL-safe alphabet instead of the standard one (when the signature has a `+` or `/`).
+    let url_safe = sig.replace('+', "-").replace('/', "_");
+    if url_safe != sig {
+        let r = get_with_fields(&h, &[format!("connect.sid=s%3A{id}.{url_safe}").as_bytes()]).await;
+        assert_absent(&h, &r, "URL-safe signature");
     }
     // Non-canonical base64: the same bytes but different trailing bits.
     let last = sig.chars().last().unwrap();
@@ -198,6 +218,16 @@ async fn percent_encoding_valid_is_read_as_express_and_broken_is_absent() {
         let r = get_with_fields(&h, &[format!("connect.sid={value}").as_bytes()]).await;
         assert_absent(&h, &r, value);
     }
+    // decodeURIComponent fails as a whole on one broken escape, and the raw value is kept: a
+    // value that would verify only once its valid escapes were decoded is no session.
+    let odd = Harness::new(Arc::new(MemoryStore::new()) as DynStore, |l| l.genid(|| "ab%zz".into()));
+    let r = odd.get("/set", None).await;
+    assert_eq!(r.cookie(), format!("connect.sid={}", value_for("ab%zz")));
+    odd.get("/get", Some(&r.cookie())).await.assert_ok("bob");
+    let half_encoded = r.cookie().replacen("%25zz", "%zz", 1);
+    odd.counting.reset();
+    let r = get_with_fields(&odd, &[half_encoded.as_bytes()]).await;
+    assert_absent(&odd, &r, "valid escapes beside a broken one");
     // A broken escape next to a valid signed value: the raw string is kept, which does not verify.
     let broken = format!("{cookie}%zz");
     let r = get_with_fields(&h, &[broken.as_bytes()]).await;
