@@ -456,14 +456,23 @@ fn query(uri: &Uri) -> HashMap<String, String> {
 
 /// An error a session method returned to the handler, as an Express error handler shows it:
 /// the status, and the innermost message (for an injected store fault, its own message).
-fn method_error(e: &SessionError) -> Response {
+/// A route that failed: its status and text body.
+struct Fail(StatusCode, String);
+
+impl From<Fail> for Response {
+    fn from(Fail(status, message): Fail) -> Self {
+        text(status, message)
+    }
+}
+
+fn method_error(e: &SessionError) -> Fail {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         message = s.to_string();
         source = s.source();
     }
-    text(e.status(), message)
+    Fail(e.status(), message)
 }
 
 fn cookie_json(c: &SessionCookie) -> Value {
@@ -494,13 +503,13 @@ fn cookie_json(c: &SessionCookie) -> Value {
 }
 
 /// The optional `key` + `val`/`json` of a route, set on the session.
-fn set_from_query(session: &Session, q: &HashMap<String, String>) -> Result<(), Response> {
+fn set_from_query(session: &Session, q: &HashMap<String, String>) -> Result<(), Fail> {
     let Some(key) = q.get("key") else {
         return Ok(());
     };
     let value = match (q.get("json"), q.get("val")) {
         (Some(j), _) => {
-            serde_json::from_str(j).map_err(|e| text(StatusCode::INTERNAL_SERVER_ERROR, format!("bad json: {e}")))?
+            serde_json::from_str(j).map_err(|e| Fail(StatusCode::INTERNAL_SERVER_ERROR, format!("bad json: {e}")))?
         }
         (None, Some(v)) => Value::String(v.clone()),
         (None, None) => return Ok(()),
@@ -568,11 +577,12 @@ async fn session_route(req: Request) -> Response {
         return ok("no-session");
     };
     match session_action(&route, &session, &q).await {
-        Ok(res) | Err(res) => res,
+        Ok(res) => res,
+        Err(fail) => fail.into(),
     }
 }
 
-async fn session_action(route: &str, session: &Session, q: &HashMap<String, String>) -> Result<Response, Response> {
+async fn session_action(route: &str, session: &Session, q: &HashMap<String, String>) -> Result<Response, Fail> {
     let key = || q.get("key").cloned().unwrap_or_default();
     let data = |s: &Session| Value::Object(s.data());
     Ok(match route {
@@ -643,7 +653,7 @@ async fn session_action(route: &str, session: &Session, q: &HashMap<String, Stri
                 None | Some("null") => None,
                 Some(n) => Some(
                     n.parse::<i64>()
-                        .map_err(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "bad ms"))?,
+                        .map_err(|_| Fail(StatusCode::INTERNAL_SERVER_ERROR, "bad ms".into()))?,
                 ),
             };
             if route == "set-maxage" {

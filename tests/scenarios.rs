@@ -65,9 +65,16 @@ fn rust_binary() -> PathBuf {
         .and_then(Path::parent)
         .expect("target dir")
         .join("examples/scenario_server");
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).unwrap_or_else(|_| {
+        panic!(
+            "{} not found: build it with `cargo build --example scenario_server` (a plain `cargo test` builds it)",
+            bin.display()
+        )
+    });
+    let source = std::fs::metadata(repo().join("examples/scenario_server.rs")).and_then(|m| m.modified());
     assert!(
-        bin.is_file(),
-        "{} not found: build it with `cargo build --example scenario_server` (cargo test builds it)",
+        source.is_ok_and(|s| s <= built),
+        "{} is older than its source: rebuild it with `cargo build --example scenario_server`",
         bin.display()
     );
     bin
