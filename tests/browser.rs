@@ -3,7 +3,9 @@
 //!
 //! Needs `npm ci` in tests/browser and a Chromium at `CHROMIUM_PATH` (default
 //! `/usr/bin/chromium`). Without them the test prints `skipped: …` and passes, unless
-//! `SESSION_TEST_REQUIRE_SERVICES=1` (as in CI), where it fails.
+//! `SESSION_TEST_REQUIRE_SERVICES=1` (as in CI), where it fails. It runs the example binaries
+//! that cargo built next to this test (`cargo test` builds them; `cargo test --test browser`
+//! alone does not, so run `cargo build --examples` first), and refuses stale ones.
 
 use std::{
     io::Write as _,
@@ -35,7 +37,34 @@ fn example_binary(name: &str) -> PathBuf {
         "example binary {} is missing: run `cargo build --examples` (cargo test builds it too)",
         bin.display()
     );
+    assert_fresh(&bin);
     bin
+}
+
+/// Fails if a source the binary was built from (cargo's dep-info beside it lists them) changed
+/// after it was built: `cargo test --test browser` alone does not rebuild the examples, and a
+/// stale binary would test old code.
+fn assert_fresh(bin: &Path) {
+    let Ok(built) = bin.metadata().and_then(|m| m.modified()) else {
+        return;
+    };
+    let Ok(dep_info) = std::fs::read_to_string(bin.with_extension("d")) else {
+        return;
+    };
+    let Some((_, sources)) = dep_info.lines().next().and_then(|line| line.split_once(": ")) else {
+        return;
+    };
+    // Make's syntax: a space inside a path is escaped as `\ `.
+    let sources = sources.replace("\\ ", "\0");
+    for source in sources.split_whitespace().map(|s| PathBuf::from(s.replace('\0', " "))) {
+        let changed = source.metadata().and_then(|m| m.modified()).is_ok_and(|t| t > built);
+        assert!(
+            !changed,
+            "{} changed after {} was built: run `cargo build --examples` first",
+            source.display(),
+            bin.display()
+        );
+    }
 }
 
 /// What the suite needs from outside cargo, or why it cannot run.
@@ -75,9 +104,6 @@ fn example_apps_behave_in_headless_chromium() {
     let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let suite_dir = manifest_dir.join("tests").join("browser");
     let chromium = PathBuf::from(std::env::var("CHROMIUM_PATH").unwrap_or_else(|_| "/usr/bin/chromium".to_owned()));
-    let app = example_binary("app");
-    let login = example_binary("login");
-
     if let Some(why) = missing_prerequisite(&suite_dir, &chromium) {
         assert!(
             !require_services(),
@@ -87,6 +113,8 @@ fn example_apps_behave_in_headless_chromium() {
         let _ = writeln!(std::io::stderr(), "skipped: browser suite: {why}");
         return;
     }
+    let app = example_binary("app");
+    let login = example_binary("login");
 
     let mut command = Command::new("node");
     command
