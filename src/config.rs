@@ -201,6 +201,21 @@ fn valid_attr(value: &str) -> bool {
     value.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';')
 }
 
+/// The domain syntax the `cookie` package accepts (and so express-session): dot-separated
+/// labels of 1–63 ASCII letters, digits and inner hyphens, with an optional leading dot.
+/// Browsers drop a cookie whose `Domain` they cannot parse, so anything else is a config error.
+fn valid_domain(domain: &str) -> bool {
+    let domain = domain.strip_prefix('.').unwrap_or(domain);
+    !domain.is_empty()
+        && domain.split('.').all(|label| {
+            let b = label.as_bytes();
+            (1..=63).contains(&b.len())
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+                && b[0] != b'-'
+                && b[b.len() - 1] != b'-'
+        })
+}
+
 impl Config {
     /// Checks every option that could put a broken or injectable cookie on the wire.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
@@ -221,7 +236,7 @@ impl Config {
             });
         }
         if let Some(domain) = &c.domain {
-            if domain.is_empty() || !valid_attr(domain) || domain.contains(' ') {
+            if !valid_domain(domain) {
                 return Err(ConfigError::InvalidAttribute {
                     attribute: "domain",
                     value: domain.clone(),
