@@ -5,7 +5,8 @@
 //!
 //! What it shows:
 //! - `POST /login` calls [`Session::regenerate`] before it stores the user, so a session id that
-//!   existed before the login (one an attacker could have planted) is worthless after it;
+//!   existed before the login (the login form's own, or one an attacker planted) is worthless
+//!   after it;
 //! - `GET /` counts visits with [`Session::update`], which loses no increment to concurrent
 //!   requests;
 //! - `POST /logout` calls [`Session::destroy`]: the record is deleted and the cookie cleared,
