@@ -244,7 +244,8 @@ impl Config {
             }
         }
         let may_be_secure = matches!(c.secure, Some(Secure::Always | Secure::Auto));
-        if c.same_site == Some(SameSite::None) && !may_be_secure {
+        // `Auto` resolves to `None` over HTTPS, so it needs a Secure that can be set as well.
+        if matches!(c.same_site, Some(SameSite::None | SameSite::Auto)) && !may_be_secure {
             return Err(ConfigError::SameSiteNoneWithoutSecure);
         }
         if self.name.starts_with("__Host-") && (c.secure != Some(Secure::Always) || c.domain.is_some() || c.path != "/")

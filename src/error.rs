@@ -27,7 +27,8 @@ pub enum ConfigError {
         /// The rejected value.
         value: String,
     },
-    /// `SameSite=None` needs `Secure`; browsers drop such a cookie otherwise.
+    /// `SameSite=None` (or `Auto`, which is `None` over HTTPS) needs `Secure` set to `Always` or
+    /// `Auto`; browsers drop such a cookie otherwise.
     #[error("SameSite=None requires the Secure attribute (secure: true or auto)")]
     SameSiteNoneWithoutSecure,
     /// A `__Host-` cookie must be Secure, have no Domain and have `Path=/`.
