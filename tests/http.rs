@@ -114,7 +114,23 @@ fn config_errors_are_reported_at_build_time() {
             "{path:?}"
         );
     }
-    for domain in ["", "a.com; Domain=.b.com", "a.com\n", "a .com", "a\tb"] {
+    // The domain syntax the `cookie` package (and so express) accepts; browsers drop the rest.
+    for domain in [
+        "",
+        "a.com; Domain=.b.com",
+        "a.com\n",
+        "a .com",
+        "a\tb",
+        "a,b.com",
+        "exa_mple.com",
+        "-a.com",
+        "a-.com",
+        "a..com",
+        "a.com.",
+        "..a.com",
+        "é.com",
+        &"a".repeat(64),
+    ] {
         assert!(
             matches!(
                 build(layer().secret("s").domain(domain)),
@@ -126,11 +142,42 @@ fn config_errors_are_reported_at_build_time() {
             "{domain:?}"
         );
     }
+    for domain in [
+        ".example.com",
+        "example.com",
+        "Example.COM",
+        "localhost",
+        "127.0.0.1",
+        "a-b.c0",
+        &"a".repeat(63),
+    ] {
+        assert!(build(layer().secret("s").domain(domain)).is_ok(), "{domain:?}");
+    }
     assert!(matches!(
         build(layer().secret("s").same_site(Some(SameSite::None))),
         Err(ConfigError::SameSiteNoneWithoutSecure)
     ));
     assert!(build(layer().secret("s").same_site(Some(SameSite::None)).secure(Secure::Auto)).is_ok());
+    // sameSite auto becomes None over HTTPS: without a Secure that can be set, browsers drop it.
+    for secure in [None, Some(Secure::Never)] {
+        let l = layer().secret("s").same_site(Some(SameSite::Auto));
+        let l = match secure {
+            Some(s) => l.secure(s),
+            None => l,
+        };
+        assert!(
+            matches!(build(l), Err(ConfigError::SameSiteNoneWithoutSecure)),
+            "{secure:?}"
+        );
+    }
+    assert!(build(layer().secret("s").same_site(Some(SameSite::Auto)).secure(Secure::Auto)).is_ok());
+    assert!(build(
+        layer()
+            .secret("s")
+            .same_site(Some(SameSite::Auto))
+            .secure(Secure::Always)
+    )
+    .is_ok());
     assert!(matches!(
         build(layer().secret("s").name("__Secure-id")),
         Err(ConfigError::SecurePrefix)
