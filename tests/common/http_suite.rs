@@ -462,7 +462,11 @@ pub async fn http_corrupt_record_starts_new_session_and_is_deleted(store: DynSto
     let h = h(store, |l| l);
     let r = h.get("/count", None).await;
     let (cookie, id) = (r.cookie(), r.sid());
-    h.overwrite(&id, "random-thing-which-is-not-json").await;
+    // A store with a JSON column cannot hold text that is not JSON; JSON of the wrong shape
+    // takes the same path.
+    if h.try_overwrite(&id, "random-thing-which-is-not-json").await.is_err() {
+        h.overwrite(&id, "[1,2,3]").await;
+    }
     let r = h.get("/count", Some(&cookie)).await;
     r.assert_ok("1");
     assert_ne!(r.sid(), id);

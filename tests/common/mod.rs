@@ -10,12 +10,9 @@
 
 pub mod http_suite;
 
-use std::{
-    sync::{
-        atomic::{AtomicU8, Ordering},
-        Arc,
-    },
-    time::Duration as StdDuration,
+use std::sync::{
+    atomic::{AtomicU8, Ordering},
+    Arc,
 };
 
 use async_trait::async_trait;
@@ -233,9 +230,16 @@ impl Harness {
 
     /// Replaces the stored text under `id` behind the layer's back (compare-and-set).
     pub async fn overwrite(&self, id: &str, data: &str) {
+        self.try_overwrite(id, data).await.expect("store accepts the text");
+    }
+
+    /// As [`overwrite`](Self::overwrite), but a store that refuses the text (a JSON column
+    /// refuses text that is not JSON) answers with its error.
+    pub async fn try_overwrite(&self, id: &str, data: &str) -> Result<(), StoreError> {
         let current = self.full_record(id).await;
         let next = Record::new(data, current.expires);
-        assert_eq!(self.raw.update(id, &next, &current).await.unwrap(), Update::Done);
+        assert_eq!(self.raw.update(id, &next, &current).await?, Update::Done);
+        Ok(())
     }
 }
 
@@ -417,20 +421,6 @@ pub fn stored_expires(record: &str) -> Option<String> {
 pub fn stored_original_max_age(record: &str) -> Option<i64> {
     let v: serde_json::Value = serde_json::from_str(record).unwrap();
     v["cookie"]["originalMaxAge"].as_i64()
-}
-
-/// Waits for `cond` to hold, polling, for at most `limit`.
-pub async fn eventually(limit: StdDuration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(StdDuration::from_millis(10)).await;
-    }
 }
 
 fn query(uri: &Uri, key: &str) -> Option<String> {
