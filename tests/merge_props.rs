@@ -360,3 +360,17 @@ async fn fixed_cases_give_union_last_save_and_sum() {
     let want: BTreeMap<String, Value> = serde_json::from_str(r#"{"a":6,"b":10}"#).unwrap();
     assert_eq!(got, want);
 }
+
+/// An increment after a set of the same key keeps the set when the save merges onto another
+/// request's save (it once replayed only the increment onto the stored value).
+#[tokio::test]
+async fn increment_after_set_survives_a_merge() {
+    let case = Arc::new(Case {
+        base: Map::new(),
+        ops: [vec![Op::Set("a", 1)], vec![Op::Set("c", 5), Op::Inc("c", 1)]],
+    });
+    use Step::*;
+    let got = run(case, &[Load(0), Load(1), Save(0), Save(1)]).await;
+    let want: BTreeMap<String, Value> = serde_json::from_str(r#"{"a":1,"c":6}"#).unwrap();
+    assert_eq!(got, want);
+}
