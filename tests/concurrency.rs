@@ -48,6 +48,14 @@ struct App {
 
 impl App {
     fn new(store: Arc<dyn SessionStore>, h: Handler) -> Self {
+        Self::configured(store, h, |layer| layer)
+    }
+
+    fn configured(
+        store: Arc<dyn SessionStore>,
+        h: Handler,
+        configure: impl FnOnce(SessionLayer) -> SessionLayer,
+    ) -> Self {
         let f = move |req: Request<String>| {
             let h = Arc::clone(&h);
             Box::pin(async move {
@@ -56,8 +64,7 @@ impl App {
                 Ok::<_, Infallible>(Response::new(body))
             }) as BoxFuture<Result<Response<String>, Infallible>>
         };
-        let layer = SessionLayer::with_store(store)
-            .secret(SECRET)
+        let layer = configure(SessionLayer::with_store(store).secret(SECRET))
             .build()
             .expect("valid config");
         Self {
@@ -669,6 +676,70 @@ async fn explicit_save_after_a_concurrent_destroy_is_an_error_and_writes_nothing
     );
     assert!(res.headers().get(header::SET_COOKIE).is_none());
     assert!(stored(&*store, &id).await.is_none());
+}
+
+/// Two requests that loaded the same session; the second saves after the first. With
+/// `max_save_retries(0)` its conflicting save is not retried: it fails with a 500 and the first
+/// save stands untouched. With one retry it merges and both changes survive.
+async fn second_save_with_retries(retries: u32) -> (StatusCode, serde_json::Map<String, Value>) {
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let loaded = Arc::new(Barrier::new(2));
+    let (first_done, first_done_rx) = watch::channel(false);
+    let app = App::configured(
+        Arc::clone(&store),
+        handler(move |path, session| {
+            let (loaded, mut first_done_rx) = (Arc::clone(&loaded), first_done_rx.clone());
+            async move {
+                if path == "/seed" {
+                    seed(&session).await;
+                    return String::new();
+                }
+                let i = index(&path);
+                session.insert("k", i).unwrap();
+                session.insert(&format!("own{i}"), i).unwrap();
+                loaded.wait().await;
+                if i == 1 {
+                    first_done_rx.wait_for(|d| *d).await.unwrap();
+                }
+                String::new()
+            }
+        }),
+        |layer| layer.max_save_retries(retries),
+    );
+    let (pair, id) = seeded(&app, &*store).await;
+    let second = tokio::spawn(app.request("/put/1", Some(&pair)));
+    let first = tokio::time::timeout(DEADLINE, app.request("/put/0", Some(&pair)))
+        .await
+        .expect("first hung");
+    assert_eq!(first.status(), StatusCode::OK);
+    first_done.send(true).unwrap();
+    let second = tokio::time::timeout(DEADLINE, second)
+        .await
+        .expect("second hung")
+        .unwrap();
+    assert!(second.headers().get(header::SET_COOKIE).is_none());
+    (second.status(), stored(&*store, &id).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_beyond_the_retry_bound_fails_and_leaves_the_winner_intact() {
+    let (status, data) = second_save_with_retries(0).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(data["k"], 0);
+    assert_eq!(data["own0"], 0);
+    assert!(!data.contains_key("own1"), "a failed save wrote something");
+    assert_eq!(data["base"], "kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflict_within_the_retry_bound_merges() {
+    let (status, data) = second_save_with_retries(1).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(data["k"], 1, "the last save wins the shared key");
+    assert_eq!(
+        (data["own0"].clone(), data["own1"].clone()),
+        (Value::from(0), Value::from(1))
+    );
 }
 
 /// The reference app (secret `gfg-key`, resave false, saveUninitialized true) with its two routes,
