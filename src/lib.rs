@@ -83,6 +83,7 @@
 //! | store | feature | for |
 //! |---|---|---|
 //! | [`MemoryStore`] | `memory` (default) | one process; swept, capped, never leaks |
+//! | [`RedisStore`] | `redis` | Redis or Redis Cluster, connect-redis 9's keys and values |
 //!
 //! Write your own by implementing [`SessionStore`]; its docs state the contract, and the
 //! `conformance` suite (feature `test-util`) checks it.
@@ -147,5 +148,7 @@ pub use service::{ResponseFuture, SessionService};
 pub use session::{generate_id, Session};
 #[cfg(feature = "memory")]
 pub use store::memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use store::redis::{RedisStore, RedisStoreBuilder};
 pub use store::{CountingStore, Record, SessionStore, StoreCounts, Update};
 pub use time;
