@@ -13,6 +13,7 @@ use std::{
     time::{Duration as StdDuration, Instant},
 };
 
+use ::http::{header, Request, StatusCode};
 use ::redis as rd;
 use async_trait::async_trait;
 use axum::{routing::get, Router};
@@ -21,7 +22,6 @@ use express_session::{
     time::{Duration, OffsetDateTime},
     CountingStore, Record, RedisStore, Session, SessionLayer, SessionStore, StoreCounts, StoreError, Update,
 };
-use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use rd::AsyncCommands;
 use tokio::{
@@ -109,6 +109,13 @@ mod redis {
 
 mod redis_cluster {
     express_session::store_conformance_tests!(super::cluster());
+}
+
+mod common;
+
+/// The HTTP behaviour suite (tests/common/http_suite.rs) over Redis.
+mod http {
+    crate::http_suite_tests!(super::single());
 }
 
 // ---------------------------------------------------------------------------------------------
