@@ -354,3 +354,14 @@ async fn memory_store_cap_refuses_new_sessions_with_503() {
     assert_eq!((r.status, r.body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, ""));
     h.get("/get", Some(&first.cookie())).await.assert_ok("bob");
 }
+
+/// The suite's cleanup deletes every record a case created (so shared backends stay clean).
+#[tokio::test]
+async fn suite_cleanup_leaves_the_store_empty() {
+    let memory = Arc::new(MemoryStore::new());
+    let tracked = Arc::new(common::TrackedStore::new(Arc::clone(&memory)));
+    common::http_suite::http_regenerate_at_login_keeps_new_data(tracked.clone()).await;
+    assert!(!memory.is_empty());
+    tracked.cleanup().await;
+    assert!(memory.is_empty(), "{memory:?}");
+}

@@ -21,7 +21,8 @@
 //! The expression is evaluated once per test and gives `Option<store>` (any `SessionStore`,
 //! an `Arc` of one included); `None` skips, as `service_url` does for a service that is not
 //! configured. Every case creates its own sessions with fresh random ids, so a shared backend
-//! is fine; use a unique key prefix or table per test (`unique_name`) if the store needs one.
+//! is fine, and a passing case deletes every record it created; use a unique key prefix or
+//! table per test (`unique_name`) if the store needs one.
 //! `cargo test --test <file> http_` runs them (every case name starts with `http_`).
 
 use axum::http::StatusCode;
@@ -39,7 +40,10 @@ macro_rules! http_suite_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
                 if let Some(store) = $make.await {
-                    $crate::common::http_suite::$case(::std::sync::Arc::new(store)).await;
+                    let store = ::std::sync::Arc::new($crate::common::TrackedStore::new(store));
+                    $crate::common::http_suite::$case(store.clone()).await;
+                    // Leave nothing behind in a shared backend.
+                    store.cleanup().await;
                 }
             }
         )*

@@ -141,6 +141,54 @@ impl SessionStore for FaultyStore {
     }
 }
 
+/// A store wrapper that remembers every id created through it, so a test on a shared backend
+/// can delete what it wrote ([`cleanup`](Self::cleanup)).
+pub struct TrackedStore<S> {
+    inner: S,
+    created: std::sync::Mutex<Vec<String>>,
+}
+
+impl<S: SessionStore> TrackedStore<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            created: std::sync::Mutex::default(),
+        }
+    }
+
+    /// Destroys every record created through this wrapper.
+    pub async fn cleanup(&self) {
+        let ids = std::mem::take(&mut *self.created.lock().unwrap());
+        for id in ids {
+            self.inner.destroy(&id).await.expect("cleanup destroy");
+        }
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore> SessionStore for TrackedStore<S> {
+    async fn load(&self, id: &str) -> Result<Option<Record>, StoreError> {
+        self.inner.load(id).await
+    }
+    async fn load_and_touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<Option<Record>, StoreError> {
+        self.inner.load_and_touch(id, expires).await
+    }
+    async fn create(&self, id: &str, record: &Record) -> Result<bool, StoreError> {
+        self.created.lock().unwrap().push(id.to_owned());
+        self.inner.create(id, record).await
+    }
+    async fn update(&self, id: &str, record: &Record, expected: &Record) -> Result<Update, StoreError> {
+        self.inner.update(id, record, expected).await
+    }
+    async fn touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<(), StoreError> {
+        self.inner.touch(id, expires).await
+    }
+    async fn destroy(&self, id: &str) -> Result<(), StoreError> {
+        self.inner.destroy(id).await
+    }
+}
+
 /// One test app: a router behind a session layer, and handles on its store.
 #[derive(Clone)]
 pub struct Harness {
