@@ -207,22 +207,29 @@ impl Harness {
     pub fn new(store: DynStore, configure: impl FnOnce(SessionLayer) -> SessionLayer) -> Self {
         let faulty = FaultyStore::new(Arc::clone(&store));
         let counting = CountingStore::new(Arc::new(faulty.clone()) as DynStore);
-        let layer = configure(SessionLayer::new(counting.clone()).secret(SECRET))
-            .build()
-            .expect("valid test configuration");
-        Self::with_layer(store, faulty, counting, layer)
+        Self::with_layer(store, faulty, counting, configure)
     }
 
     /// A second app over the same store (and counters) with another configuration, as a
     /// redeployed server would be.
     pub fn reconfigured(&self, configure: impl FnOnce(SessionLayer) -> SessionLayer) -> Self {
-        let layer = configure(SessionLayer::new(self.counting.clone()).secret(SECRET))
-            .build()
-            .expect("valid test configuration");
-        Self::with_layer(Arc::clone(&self.raw), self.faulty.clone(), self.counting.clone(), layer)
+        Self::with_layer(
+            Arc::clone(&self.raw),
+            self.faulty.clone(),
+            self.counting.clone(),
+            configure,
+        )
     }
 
-    fn with_layer(raw: DynStore, faulty: FaultyStore, counting: CountingStore<DynStore>, layer: SessionLayer) -> Self {
+    fn with_layer(
+        raw: DynStore,
+        faulty: FaultyStore,
+        counting: CountingStore<DynStore>,
+        configure: impl FnOnce(SessionLayer) -> SessionLayer,
+    ) -> Self {
+        let layer = configure(SessionLayer::new(counting.clone()).secret(SECRET))
+            .build()
+            .expect("valid test configuration");
         let app = Router::new()
             .fallback(dispatch)
             .layer(layer)
@@ -619,6 +626,10 @@ async fn dispatch(uri: Uri, Extension(raw): Extension<DynStore>, session: Option
                 session.update_cookie(|c| c.secure = Some(false));
                 "ok".into()
             }
+            "other_cookie" => {
+                session.insert("user", "bob")?;
+                "ok".into()
+            }
             "big" => {
                 let kb: usize = query(&uri, "kb").and_then(|v| v.parse().ok()).unwrap_or(1);
                 session.insert("blob", "x".repeat(kb * 1024))?;
@@ -630,12 +641,9 @@ async fn dispatch(uri: Uri, Extension(raw): Extension<DynStore>, session: Option
     .await;
     match r {
         Ok(body) if op == "other_cookie" => {
-            let _ = session.insert("user", "bob");
             let mut res = body.into_response();
-            res.headers_mut().append(
-                header::SET_COOKIE,
-                HeaderValue::from_static("previous=cookieValue; Path=/"),
-            );
+            let own = HeaderValue::from_static("previous=cookieValue; Path=/");
+            res.headers_mut().append(header::SET_COOKIE, own);
             res
         }
         Ok(body) => body.into_response(),
