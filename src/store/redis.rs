@@ -34,7 +34,8 @@
 //! for session-sized records is small. If Redis has forgotten the script (a restart, `SCRIPT
 //! FLUSH`), the store sends it once with `EVAL`, which also caches it again.
 //!
-//! Every command touches one key, so everything works unchanged on Redis Cluster.
+//! Every command touches one key, so everything works unchanged on Redis Cluster. `GETEX` needs
+//! Redis 6.2 or later.
 //!
 //! # Faults
 //!
@@ -42,7 +43,9 @@
 //! past it the call fails with [`StoreError::Timeout`]. A connection that cannot be made or was
 //! lost is [`StoreError::Unavailable`]. Both make the layer answer `503`; the connection is
 //! re-established in the background, so the store recovers by itself once Redis is back. Any
-//! other Redis error is [`StoreError::Backend`] (a `500`).
+//! other Redis error is [`StoreError::Backend`] (a `500`). Connections use `TCP_NODELAY` and
+//! TCP keepalive, and on Linux a connection whose bytes stay unacknowledged for 10 seconds is
+//! dropped and re-made, so a silent network failure does not leave the store timing out for good.
 
 use std::{collections::HashSet, fmt, future::Future, time::Duration};
 
@@ -52,6 +55,7 @@ use redis::{
     cluster::ClusterClientBuilder,
     cluster_async::ClusterConnection,
     cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
+    io::tcp::{socket2::TcpKeepalive, TcpSettings},
     Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError, RedisFuture, Script, Value,
 };
 use time::OffsetDateTime;
@@ -180,7 +184,8 @@ impl RedisStoreBuilder {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(self.connect_timeout)
             .set_number_of_retries(2)
-            .set_max_delay(1000);
+            .set_max_delay(1000)
+            .set_tcp_settings(tcp_settings());
         let manager = bounded(self.connect_timeout, ConnectionManager::new_with_config(client, config)).await?;
         let store = self.connection_manager(manager);
         store.preload_script().await?;
@@ -200,6 +205,7 @@ impl RedisStoreBuilder {
     {
         let client = ClusterClientBuilder::new(urls)
             .connection_timeout(self.connect_timeout)
+            .tcp_settings(tcp_settings())
             .build()
             .map_err(store_error)?;
         let conn = bounded(self.connect_timeout, client.get_async_connection()).await?;
@@ -594,6 +600,26 @@ impl redis::aio::ConnectionLike for Connection {
             Self::Cluster(c) => c.get_db(),
         }
     }
+}
+
+/// How long bytes sent to Redis may stay unacknowledged, and the idle time before keepalive
+/// probes, before the kernel gives up on a connection (Linux).
+const DEAD_PEER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TCP options for every connection the store opens:
+///
+/// - `TCP_NODELAY`: concurrent requests share one multiplexed connection, and Nagle's algorithm
+///   would hold a request's bytes back until the previous one is acknowledged;
+/// - keepalive, and on Linux `TCP_USER_TIMEOUT`: a connection that went silent (a network
+///   partition, a failed-over host) errors after [`DEAD_PEER_TIMEOUT`] instead of only timing
+///   out command after command, and the error makes the client reconnect.
+fn tcp_settings() -> TcpSettings {
+    let settings = TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(TcpKeepalive::new().with_time(DEAD_PEER_TIMEOUT));
+    #[cfg(target_os = "linux")]
+    let settings = settings.set_user_timeout(DEAD_PEER_TIMEOUT);
+    settings
 }
 
 /// Runs `fut` for at most `limit`: past it, [`StoreError::Timeout`].
