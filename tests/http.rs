@@ -365,3 +365,18 @@ async fn suite_cleanup_leaves_the_store_empty() {
     tracked.cleanup().await;
     assert!(memory.is_empty(), "{memory:?}");
 }
+
+/// A generated id that is already taken never hands over (or overwrites) that session: the
+/// request fails instead (express's upsert would overwrite it).
+#[tokio::test]
+async fn colliding_generated_id_never_overwrites_an_existing_session() {
+    let h = Harness::new(memory(), |l| l.genid(|| "always-the-same".into()));
+    let first = h.get("/set", None).await;
+    first.assert_ok("set");
+    let before = h.record("always-the-same").await.unwrap();
+    let r = h.get("/count", None).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, ""));
+    r.assert_no_cookie();
+    assert_eq!(h.record("always-the-same").await.unwrap(), before);
+    h.get("/get", Some(&first.cookie())).await.assert_ok("bob");
+}
