@@ -168,6 +168,18 @@ pub async fn http_stored_json_shape_is_express(store: DynStore) {
         r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/","sameSite":"lax"},"user":"bob"}"#
     );
 
+    let h2 = h.reconfigured(|l| {
+        l.partitioned(true)
+            .priority(Priority::High)
+            .same_site(Some(SameSite::Strict))
+            .http_only(false)
+    });
+    let id = h2.get("/set", None).await.sid();
+    assert_eq!(
+        h2.record(&id).await.unwrap(),
+        r#"{"cookie":{"originalMaxAge":null,"partitioned":true,"priority":"high","expires":null,"httpOnly":false,"path":"/","sameSite":"strict"},"user":"bob"}"#
+    );
+
     let h = h.reconfigured(|l| {
         l.max_age(Duration::days(1))
             .secure(Secure::Always)
