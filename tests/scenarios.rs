@@ -296,6 +296,8 @@ struct Run<'a> {
     jar: Vec<(String, String)>,
     labels: HashMap<String, String>,
     facts: Vec<(String, Value)>,
+    /// The store type (`memory`, `redis`), for the few behaviours that depend on it in express.
+    store: String,
 }
 
 /// A fact whose key starts with `~` is a number (seconds) compared within this tolerance.
@@ -319,6 +321,7 @@ impl<'a> Run<'a> {
             jar: Vec::new(),
             labels: HashMap::new(),
             facts: Vec::new(),
+            store: config["store"]["type"].as_str().unwrap_or("memory").to_owned(),
         }
     }
 
@@ -689,11 +692,12 @@ fn scenarios() -> Vec<Scenario> {
                 s.step("/set?key=a&val=1");
                 s.step("/set-maxage?ms=60000");
                 let r = s.send("/set?key=a&val=2", &[]);
-                // Deliberate difference: express's MemoryStore.touch rewrites the stored cookie,
-                // so the new maxAge survives and the next modification re-sends the cookie. Our
-                // touch only moves the expiry (as connect-redis's EXPIRE does in express too), so
-                // the record keeps its browser-session cookie and no Set-Cookie follows.
-                let want = if s.is_rust() { 0 } else { 1 };
+                // Deliberate difference with the memory store: express's MemoryStore.touch
+                // rewrites the stored cookie, so the new maxAge survives and the next modification
+                // re-sends the cookie. Our touch only moves the expiry, as connect-redis's EXPIRE
+                // does in express too (so with Redis both agree): the record keeps its
+                // browser-session cookie and no Set-Cookie follows.
+                let want = if s.is_rust() || s.store == "redis" { 0 } else { 1 };
                 assert_eq!(
                     r.set_cookies().len(),
                     want,
@@ -1134,11 +1138,22 @@ fn compare(node: &[(String, Value)], rust: &[(String, Value)]) -> Vec<String> {
     problems
 }
 
-#[test]
-fn rust_scenario_server_does_what_express_session_does() {
-    if !node_ready() {
-        return;
+/// The configuration a server of `kind` gets: with `redis`, the scenario's store becomes Redis
+/// under a key prefix of its own (each server's `/_store/reset` clears only its prefix).
+fn config_for(config: &Value, kind: Kind, redis: Option<&(String, String)>) -> Value {
+    let mut config = config.clone();
+    if let Some((url, prefix)) = redis {
+        let delay = config["store"]["delayMs"].clone();
+        config["store"] = json!({"type": "redis", "url": url, "prefix": format!("{prefix}{kind:?}:")});
+        if !delay.is_null() {
+            config["store"]["delayMs"] = delay;
+        }
     }
+    config
+}
+
+/// Runs every scenario against both servers and reports all the differences at once.
+fn run_all(redis: Option<(String, String)>) {
     let all = scenarios();
     assert!(all.len() >= 25);
     let mut failures = Vec::new();
@@ -1147,15 +1162,17 @@ fn rust_scenario_server_does_what_express_session_does() {
         let key = sc.config.to_string();
         if servers.as_ref().map(|(k, _, _)| k) != Some(&key) {
             drop(servers.take()); // stop the previous pair first
-            let node = Server::start(Kind::Node, &sc.config).unwrap_or_else(|e| panic!("{}: {e}", sc.name));
-            let rust = Server::start(Kind::Rust, &sc.config).unwrap_or_else(|e| panic!("{}: {e}", sc.name));
-            servers = Some((key, node, rust));
+            let start = |kind| {
+                Server::start(kind, &config_for(&sc.config, kind, redis.as_ref()))
+                    .unwrap_or_else(|e| panic!("{}: {e}", sc.name))
+            };
+            servers = Some((key, start(Kind::Node), start(Kind::Rust)));
         }
         let (_, node, rust) = servers.as_ref().expect("servers");
         let mut facts = Vec::new();
         for server in [node, rust] {
             assert_eq!(server.admin("/_store/reset").status, 200);
-            let mut run = Run::new(server, &sc.config);
+            let mut run = Run::new(server, &config_for(&sc.config, server.kind, redis.as_ref()));
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (sc.run)(&mut run)));
             if let Err(e) = outcome {
                 let msg = e
@@ -1182,14 +1199,55 @@ fn rust_scenario_server_does_what_express_session_does() {
             failures.push(format!("{}:\n    {}", sc.name, problems.join("\n    ")));
         }
     }
+    // Leave nothing behind in a shared Redis.
+    if let Some((_, node, rust)) = &servers {
+        for server in [node, rust] {
+            server.admin("/_store/reset");
+        }
+    }
     drop(servers);
-    eprintln!("{} scenarios run against express-session and our server", all.len());
+    let store = if redis.is_some() { "redis" } else { "memory" };
+    eprintln!(
+        "{} scenarios run against express-session and our server ({store} store)",
+        all.len()
+    );
     assert!(
         failures.is_empty(),
         "{} scenario failures:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+#[test]
+fn rust_scenario_server_does_what_express_session_does() {
+    if node_ready() {
+        run_all(None);
+    }
+}
+
+#[test]
+fn rust_scenario_server_does_what_express_session_does_on_redis() {
+    if !node_ready() {
+        return;
+    }
+    let url = match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                !require_services(),
+                "SESSION_TEST_REQUIRE_SERVICES=1 but REDIS_URL is not set"
+            );
+            eprintln!("skipped: REDIS_URL is not set");
+            return;
+        }
+    };
+    let prefix = format!(
+        "scenario:{}:{}:",
+        std::process::id(),
+        OffsetDateTime::now_utc().unix_timestamp_nanos()
+    );
+    run_all(Some((url, prefix)));
 }
 
 #[test]
