@@ -833,6 +833,15 @@ async fn paused_redis_gives_prompt_503_and_recovers_with_data_intact() {
     let took = started.elapsed();
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(took < StdDuration::from_secs(5), "503 took {took:?}");
+    // At the store: a timeout, after the 500 ms command timeout and not much later.
+    let started = Instant::now();
+    let err = store.inner().load("any").await.unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, StoreError::Timeout), "{err:?}");
+    assert!(
+        took >= StdDuration::from_millis(500) && took < StdDuration::from_secs(2),
+        "{took:?}"
+    );
 
     // No cookie and no writes: no store call, so no dependency on Redis.
     let before = store.counts();
