@@ -83,6 +83,9 @@
 //! | store | feature | for |
 //! |---|---|---|
 //! | [`MemoryStore`] | `memory` (default) | one process; swept, capped, never leaks |
+//! | [`SqliteStore`] | `sqlite` | one machine, kept across restarts; a file, nothing to run |
+//! | [`PostgresStore`] | `postgres` | PostgreSQL, connect-pg-simple 10's table and rows |
+//! | [`MySqlStore`] | `mysql` | MySQL or MariaDB, express-mysql-session 3's table and rows |
 //! | [`RedisStore`] | `redis` | Redis or Redis Cluster, connect-redis 9's keys and values |
 //!
 //! Write your own by implementing [`SessionStore`]; its docs state the contract, and the
@@ -150,5 +153,11 @@ pub use session::{generate_id, Session};
 pub use store::memory::MemoryStore;
 #[cfg(feature = "redis")]
 pub use store::redis::{RedisStore, RedisStoreBuilder};
+#[cfg(feature = "mysql")]
+pub use store::mysql::MySqlStore;
+#[cfg(feature = "postgres")]
+pub use store::postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use store::sqlite::SqliteStore;
 pub use store::{CountingStore, Record, SessionStore, StoreCounts, Update};
 pub use time;

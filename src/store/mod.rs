@@ -43,6 +43,8 @@ pub mod postgres;
 pub mod redis;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
+mod sql_common;
 
 mod counting;
 pub use counting::{CountingStore, StoreCounts};
