@@ -54,6 +54,11 @@
 //! - **`touch` on load**: with `resave: false`, the store touch of an unmodified session happens
 //!   in the same round trip as the load, so a request that then modifies the session counts a
 //!   `touch` as well as its `set`.
+//! - **A cookie-only change** (`/set-maxage`, `/cookie-attr` without a data change, with
+//!   `resave: false`) is not stored: our `touch` only moves the expiry, as connect-redis's
+//!   `EXPIRE` does, while express's MemoryStore `touch` rewrites the stored cookie.
+//! - **Concurrent requests** of one session that change different keys both keep their
+//!   changes (our save merges); with express the last writer overwrites the whole session.
 //! - **Duplicated session cookies**: the first one whose signature verifies wins; express takes
 //!   the first occurrence even when it is invalid.
 //! - **Options our layer refuses at build time** (`sameSite: "none"` without `secure`,
