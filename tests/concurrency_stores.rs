@@ -156,11 +156,10 @@ pub async fn sixty_four_increments(store: Arc<dyn SessionStore>) {
 /// A destroy while 32 writers that loaded the session are still running: after it returns, the
 /// writers' saves write nothing and send no cookie, and the backend holds no record.
 /// `backend_has` reads the backend directly, past the store's own code.
-pub async fn destroy_racing_thirty_two_writers<F, Fut>(store: Arc<dyn SessionStore>, backend_has: F)
-where
-    F: Fn(String) -> Fut,
-    Fut: Future<Output = bool>,
-{
+pub async fn destroy_racing_thirty_two_writers(
+    store: Arc<dyn SessionStore>,
+    backend_has: &(dyn Fn(String) -> BoxFuture<bool> + Send + Sync),
+) {
     let loaded = Arc::new(Barrier::new(33));
     let (open, open_rx) = watch::channel(false);
     let h: Handler = Arc::new(move |path, session| {
@@ -218,35 +217,66 @@ where
     assert!(!backend_has(id).await, "the backend holds a resurrected record");
 }
 
-/// Expands the cases into `#[tokio::test]`s over the store that `$make` (an async expression
-/// giving `Option<store>`; `None` skips) builds. `$has` is an async closure `(store, id) ->
-/// bool` reading the backend directly for a record under `id`.
+/// A store under test, a direct reader of its backend, and the clean-up of what the test made.
+pub struct Backend {
+    /// The store.
+    pub store: Arc<dyn SessionStore>,
+    /// Whether the backend holds a record under an id, read past the store's own code.
+    pub has: Box<dyn Fn(String) -> BoxFuture<bool> + Send + Sync>,
+    /// Run when the test ends, pass or fail (drops the test's own table, …).
+    pub cleanup: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.cleanup.take() {
+            cleanup();
+        }
+    }
+}
+
+/// Runs `f` to completion on a thread with a runtime of its own: for clean-ups in `Drop`, which
+/// runs inside the test's runtime and cannot block on it.
+pub fn on_own_runtime<M, F>(make: M)
+where
+    M: FnOnce() -> F + Send + 'static,
+    F: Future<Output = ()>,
+{
+    let done = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(make())
+    })
+    .join();
+    if done.is_err() {
+        eprintln!("test clean-up failed");
+    }
+}
+
+/// Expands the cases into `#[tokio::test]`s over the [`Backend`] that `$make` (an async
+/// expression giving `Option<Backend>`; `None` skips) builds.
 macro_rules! store_concurrency_tests {
-    ($make:expr, $has:expr) => {
+    ($make:expr) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn sixty_four_concurrent_writers_of_different_keys_all_survive() {
-            if let Some(store) = $make.await {
-                $crate::sixty_four_keys(::std::sync::Arc::new(store)).await;
+            if let Some(backend) = $make.await {
+                $crate::sixty_four_keys(::std::sync::Arc::clone(&backend.store)).await;
             }
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn sixty_four_concurrent_increments_count_sixty_four() {
-            if let Some(store) = $make.await {
-                $crate::sixty_four_increments(::std::sync::Arc::new(store)).await;
+            if let Some(backend) = $make.await {
+                $crate::sixty_four_increments(::std::sync::Arc::clone(&backend.store)).await;
             }
         }
 
         #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn destroy_racing_thirty_two_slow_writers_leaves_no_record() {
-            if let Some(store) = $make.await {
-                let store = ::std::sync::Arc::new(store);
-                let has = $has;
-                let check = ::std::sync::Arc::clone(&store);
-                $crate::destroy_racing_thirty_two_writers(store, move |id: String| {
-                    has(::std::sync::Arc::clone(&check), id)
-                })
-                .await;
+            if let Some(backend) = $make.await {
+                $crate::destroy_racing_thirty_two_writers(::std::sync::Arc::clone(&backend.store), &backend.has).await;
             }
         }
     };
@@ -257,9 +287,244 @@ mod memory {
 
     use express_session::{MemoryStore, SessionStore};
 
+    use crate::Backend;
+
     // The memory store has no backend apart from itself: the check is its own load.
-    store_concurrency_tests!(
-        async { Some(MemoryStore::new()) },
-        |store: Arc<MemoryStore>, id: String| async move { store.load(&id).await.unwrap().is_some() }
-    );
+    store_concurrency_tests!(async {
+        let store = Arc::new(MemoryStore::new());
+        let check = Arc::clone(&store);
+        Some(Backend {
+            store,
+            has: Box::new(move |id| {
+                let check = Arc::clone(&check);
+                Box::pin(async move { check.load(&id).await.unwrap().is_some() })
+            }),
+            cleanup: None,
+        })
+    });
+}
+
+#[cfg(feature = "redis")]
+mod redis_single {
+    use std::sync::Arc;
+
+    use express_session::store::{
+        conformance::{service_url, unique_name},
+        redis::RedisStore,
+    };
+
+    use crate::{on_own_runtime, Backend};
+
+    async fn backend() -> Option<Backend> {
+        let url = service_url("REDIS_URL")?;
+        let prefix = unique_name("conc-test:");
+        let store = RedisStore::builder()
+            .prefix(prefix.clone())
+            .connect(url.as_str())
+            .await
+            .expect("Redis reachable");
+        let client = ::redis::Client::open(url.as_str()).unwrap();
+        let conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys = store.clone();
+        Some(Backend {
+            store: Arc::new(store),
+            has: Box::new(move |id| {
+                let (key, mut conn) = (keys.key(&id), conn.clone());
+                Box::pin(async move {
+                    let n: i64 = ::redis::cmd("EXISTS").arg(key).query_async(&mut conn).await.unwrap();
+                    n == 1
+                })
+            }),
+            // Whatever a failed test left under its own prefix.
+            cleanup: Some(Box::new(move || {
+                on_own_runtime(move || async move {
+                    let store = RedisStore::builder()
+                        .prefix(prefix)
+                        .connect(url.as_str())
+                        .await
+                        .unwrap();
+                    store.clear().await.unwrap();
+                })
+            })),
+        })
+    }
+
+    store_concurrency_tests!(backend());
+}
+
+#[cfg(feature = "redis")]
+mod redis_cluster {
+    use std::sync::Arc;
+
+    use express_session::store::{
+        conformance::{service_url, unique_name},
+        redis::RedisStore,
+    };
+
+    use crate::{on_own_runtime, Backend};
+
+    async fn backend() -> Option<Backend> {
+        let urls = service_url("REDIS_CLUSTER_URLS")?;
+        let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
+        let prefix = unique_name("conc-test:");
+        let store = RedisStore::builder()
+            .prefix(prefix.clone())
+            .connect_cluster(urls.clone())
+            .await
+            .expect("Redis Cluster reachable");
+        let client = ::redis::cluster::ClusterClient::new(urls.clone()).unwrap();
+        let conn = client.get_async_connection().await.unwrap();
+        let keys = store.clone();
+        Some(Backend {
+            store: Arc::new(store),
+            has: Box::new(move |id| {
+                let (key, mut conn) = (keys.key(&id), conn.clone());
+                Box::pin(async move {
+                    let n: i64 = ::redis::cmd("EXISTS").arg(key).query_async(&mut conn).await.unwrap();
+                    n == 1
+                })
+            }),
+            cleanup: Some(Box::new(move || {
+                on_own_runtime(move || async move {
+                    let store = RedisStore::builder()
+                        .prefix(prefix)
+                        .connect_cluster(urls)
+                        .await
+                        .unwrap();
+                    store.clear().await.unwrap();
+                })
+            })),
+        })
+    }
+
+    store_concurrency_tests!(backend());
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::sync::Arc;
+
+    use express_session::store::{
+        conformance::{service_url, unique_name},
+        postgres::PostgresStore,
+    };
+    use sqlx::{Connection, PgConnection};
+
+    use crate::{on_own_runtime, Backend};
+
+    async fn backend() -> Option<Backend> {
+        let url = service_url("DATABASE_URL")?;
+        let table = unique_name("conc_test_");
+        let store = PostgresStore::connect(&url)
+            .await
+            .expect("PostgreSQL reachable")
+            .table_name(&table)
+            .unwrap();
+        store.migrate().await.unwrap();
+        let pool = store.pool().clone();
+        let count = format!(r#"SELECT count(*) FROM "{table}" WHERE "sid" = $1"#);
+        let drop_table = format!(r#"DROP TABLE IF EXISTS "{table}""#);
+        Some(Backend {
+            store: Arc::new(store),
+            has: Box::new(move |id| {
+                let (pool, count) = (pool.clone(), count.clone());
+                Box::pin(async move {
+                    let n: i64 = sqlx::query_scalar(&count).bind(id).fetch_one(&pool).await.unwrap();
+                    n == 1
+                })
+            }),
+            cleanup: Some(Box::new(move || {
+                on_own_runtime(move || async move {
+                    let mut c = PgConnection::connect(&url).await.unwrap();
+                    sqlx::raw_sql(&drop_table).execute(&mut c).await.unwrap();
+                })
+            })),
+        })
+    }
+
+    store_concurrency_tests!(backend());
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use std::sync::Arc;
+
+    use express_session::store::{
+        conformance::{service_url, unique_name},
+        mysql::MySqlStore,
+    };
+    use sqlx::{Connection, MySqlConnection};
+
+    use crate::{on_own_runtime, Backend};
+
+    async fn backend() -> Option<Backend> {
+        let url = service_url("MYSQL_URL")?;
+        let table = unique_name("conc_test_");
+        let store = MySqlStore::connect(&url)
+            .await
+            .expect("MySQL reachable")
+            .table_name(&table)
+            .unwrap();
+        store.migrate().await.unwrap();
+        let pool = store.pool().clone();
+        let count = format!("SELECT count(*) FROM `{table}` WHERE `session_id` = ?");
+        let drop_table = format!("DROP TABLE IF EXISTS `{table}`");
+        Some(Backend {
+            store: Arc::new(store),
+            has: Box::new(move |id| {
+                let (pool, count) = (pool.clone(), count.clone());
+                Box::pin(async move {
+                    let n: i64 = sqlx::query_scalar(&count).bind(id).fetch_one(&pool).await.unwrap();
+                    n == 1
+                })
+            }),
+            cleanup: Some(Box::new(move || {
+                on_own_runtime(move || async move {
+                    let mut c = MySqlConnection::connect(&url).await.unwrap();
+                    sqlx::raw_sql(&drop_table).execute(&mut c).await.unwrap();
+                })
+            })),
+        })
+    }
+
+    store_concurrency_tests!(backend());
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use std::sync::Arc;
+
+    use express_session::store::{conformance::unique_name, sqlite::SqliteStore};
+
+    use crate::Backend;
+
+    async fn backend() -> Option<Backend> {
+        // A database file of its own (WAL mode, a real pool), removed afterwards.
+        let path = std::env::temp_dir().join(format!("{}.db", unique_name("conc_test_")));
+        let store = SqliteStore::open(&path).await.expect("SQLite file opens");
+        let pool = store.pool().clone();
+        Some(Backend {
+            store: Arc::new(store),
+            has: Box::new(move |id| {
+                let pool = pool.clone();
+                Box::pin(async move {
+                    let n: i64 = sqlx::query_scalar(r#"SELECT count(*) FROM "session" WHERE "sid" = ?"#)
+                        .bind(id)
+                        .fetch_one(&pool)
+                        .await
+                        .unwrap();
+                    n == 1
+                })
+            }),
+            cleanup: Some(Box::new(move || {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+            })),
+        })
+    }
+
+    store_concurrency_tests!(backend());
 }
