@@ -27,6 +27,9 @@ use tracing_subscriber::layer::SubscriberExt;
 const SECRET: &str = "concurrency secret";
 /// No test here needs more than a fraction of this; it only turns a hang into a failure.
 const DEADLINE: Duration = Duration::from_secs(60);
+/// 64 writers saving at once need up to 64 attempts: each conflict means another writer's save
+/// went through. The default bound (8) fails some of them when they truly run in parallel.
+const RETRIES: u32 = 64;
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = Arc<dyn Fn(String, Session) -> BoxFuture<String> + Send + Sync>;
@@ -48,7 +51,7 @@ struct App {
 
 impl App {
     fn new(store: Arc<dyn SessionStore>, h: Handler) -> Self {
-        Self::configured(store, h, |layer| layer)
+        Self::configured(store, h, |layer| layer.max_save_retries(RETRIES))
     }
 
     fn configured(
@@ -742,8 +745,12 @@ async fn conflict_within_the_retry_bound_merges() {
     );
 }
 
-/// The reference app (secret `gfg-key`, resave false, saveUninitialized true) with its two routes,
-/// plus `/inc` and `/put/{i}`, served over real HTTP.
+/// The reference app (`examples/app.rs`: secret `gfg-key`, resave false, saveUninitialized
+/// true) with its own routes, plus `/inc`, `/put/{i}` and `/count`, served over real HTTP.
+#[allow(dead_code)]
+#[path = "../examples/app.rs"]
+mod reference_app;
+
 mod over_http {
     use super::*;
     use axum::{extract::Path, routing::get, Router};
@@ -751,29 +758,17 @@ mod over_http {
     use http_body_util::{BodyExt, Empty};
     use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
-    fn router(store: Arc<MemoryStore>, barrier: Arc<Barrier>) -> Router {
-        let sessions = SessionLayer::with_store(store)
-            .secret("gfg-key")
-            .resave(false)
-            .save_uninitialized(true)
+    /// The reference app's own router and layer, plus the test routes under the same layer.
+    fn router(barrier: Arc<Barrier>) -> Router {
+        let sessions = reference_app::sessions()
+            .expect("the reference app's config is valid")
+            // 64 writers saving at once need up to 64 attempts (each conflict means another
+            // writer's save went through); the default bound of 8 fails some of them.
+            .max_save_retries(64)
             .build()
-            .expect("the reference app's config is valid");
+            .unwrap();
         let inc_barrier = Arc::clone(&barrier);
-        Router::new()
-            .route(
-                "/",
-                get(|session: Session| async move {
-                    session.insert("gfgUser", "geeksforgeeks").unwrap();
-                    "Hey Geek! Session is set!"
-                }),
-            )
-            .route(
-                "/get",
-                get(|session: Session| async move {
-                    let user = session.get::<String>("gfgUser");
-                    format!("Session variable: {}", user.as_deref().unwrap_or("No session set"))
-                }),
-            )
+        let tests = Router::new()
             .route(
                 "/inc",
                 get(move |session: Session| async move {
@@ -798,7 +793,8 @@ mod over_http {
                     |session: Session| async move { format!("{:?} {}", session.get::<u64>("n"), session.keys().len()) },
                 ),
             )
-            .layer(sessions)
+            .layer(sessions.clone());
+        reference_app::app(sessions).merge(tests)
     }
 
     async fn fetch(
@@ -825,13 +821,10 @@ mod over_http {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sixty_four_concurrent_http_requests_lose_no_increment_and_no_key() {
-        let store = Arc::new(MemoryStore::new());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router(store, Arc::new(Barrier::new(64))))
-                .await
-                .unwrap();
+            axum::serve(listener, router(Arc::new(Barrier::new(64)))).await.unwrap();
         });
         let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
         let base = format!("http://{addr}");
