@@ -577,7 +577,7 @@ impl<'a> Run<'a> {
     #[cfg(not(feature = "redis"))]
     fn redis_ttl(&mut self, _label: &str, _id: &str) {
         assert_ne!(
-            self.store, "redis",
+            self.config["store"]["type"], "redis",
             "build with --features redis to read TTLs from Redis"
         );
     }
