@@ -945,6 +945,33 @@ async fn store_expiry_and_touch_agree_on_both_sides(ctx: Arc<Ctx>) {
     let (node, rust) = ctx.pair(&[]).await;
     let b = &ctx.backing;
     for (writer, _) in directions(&node, &rust) {
+        // `ceil`, `Math.round` and a truncation agree on some milliseconds and not on others:
+        // write once early and once late in a second (the cookie expires at the same fraction
+        // of a second, maxAge being whole seconds) and check both.
+        for (lo, hi) in [(100, 400), (600, 900)] {
+            let mut landed = None;
+            // Bounded retries: on a loaded machine a request can start late.
+            for _ in 0..5 {
+                let wait = (lo + 50 - now_ms().rem_euclid(1000)).rem_euclid(1000);
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+                let cookie = writer.ok("/set?key=k&val=v", None).await.cookie().expect("cookie");
+                let raw = b.raw_present(&id_of(&cookie)).await;
+                let expires = raw.cookie_expires_ms().expect("cookie.expires with a maxAge");
+                b.assert_expiry(&raw, expires, expires, &format!("record written by {:?}", writer.side));
+                let fraction = expires.rem_euclid(1000);
+                landed = Some(fraction);
+                if (lo - 2..=hi).contains(&fraction) {
+                    break;
+                }
+            }
+            let fraction = landed.expect("at least one write");
+            assert!(
+                (lo - 2..=hi).contains(&fraction),
+                "{:?}: no write landed at [{lo}, {hi}] ms of a second (last …{fraction})",
+                writer.side
+            );
+        }
+
         let before = now_ms();
         let cookie = writer
             .ok("/set?key=user&val=alice", None)
