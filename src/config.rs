@@ -13,7 +13,7 @@ pub const DEFAULT_MAX_RECORD_SIZE: usize = 1024 * 1024;
 /// The longest cookie value read from a request; longer values are ignored unread.
 pub const MAX_COOKIE_VALUE_LEN: usize = 4096;
 /// How many times a save that conflicts with concurrent writers is merged and retried.
-pub const DEFAULT_MAX_SAVE_RETRIES: u32 = 8;
+pub const DEFAULT_MAX_SAVE_RETRIES: u32 = 100;
 
 /// What happens to the stored session when a handler calls [`Session::unset`](crate::Session::unset),
 /// the Rust form of express's `req.session = null`.

@@ -600,6 +600,13 @@ impl Session {
                     if attempts > config.max_save_retries {
                         return Err(SessionError::Conflict);
                     }
+                    if attempts > 3 {
+                        // Heavy contention: spread the writers out a little (jittered backoff).
+                        use rand::Rng;
+                        let cap = (u64::from(attempts) * 250).min(5_000);
+                        let wait = rand::thread_rng().gen_range(0..=cap);
+                        tokio::time::sleep(std::time::Duration::from_micros(wait)).await;
+                    }
                     let mut g = self.lock();
                     if g.id != id {
                         continue;
