@@ -59,6 +59,8 @@
 //!   `EXPIRE` does, while express's MemoryStore `touch` rewrites the stored cookie.
 //! - **Concurrent requests** of one session that change different keys both keep their
 //!   changes (our save merges); with express the last writer overwrites the whole session.
+//! - **`regenerate()` of a session that was never stored** (it came without a cookie) makes no
+//!   store call for the old id; express always calls `destroy` for it.
 //! - **Duplicated session cookies**: the first one whose signature verifies wins; express takes
 //!   the first occurrence even when it is invalid.
 //! - **Options our layer refuses at build time** (`sameSite: "none"` without `secure`,

@@ -1163,6 +1163,44 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
         Scenario {
+            name: "expired_record: a cookie pointing at an expired record starts a new session",
+            config: base(json!({"resave": false, "saveUninitialized": false})),
+            run: |s| {
+                let record = r#"{"cookie":{"originalMaxAge":1000,"expires":"2000-01-01T00:00:00.000Z","httpOnly":true,"path":"/"},"user":"old"}"#;
+                s.admin(&format!("/_store/put?sid=expired-1&json={}", enc(record)));
+                s.label("expired-1");
+                s.record("id1");
+                let c = format!("connect.sid={}", cookie_value("expired-1", b"keyboard cat"));
+                s.step_with("/get?key=user", &[("Cookie", &c)]);
+                s.step_with("/set?key=user&val=new", &[("Cookie", &c)]);
+                s.length("after the requests");
+            },
+        },
+        Scenario {
+            name: "regenerate_without_data: the new, empty session is stored even without saveUninitialized",
+            config: base(json!({"resave": false, "saveUninitialized": false})),
+            run: |s| {
+                s.step_id("/regenerate");
+                s.record("id1");
+                // Deliberate difference: regenerating a session that was never stored (no cookie
+                // came with the request) makes no store call for the old id; express always
+                // destroys it.
+                let mut st = s.stats_value();
+                let want_destroys = if s.is_rust() { 0 } else { 1 };
+                assert_eq!(
+                    st["destroy"],
+                    want_destroys,
+                    "{:?}: destroys of a never-stored id",
+                    s.kind()
+                );
+                st["destroy"] = Value::Null;
+                s.fact("stats after regenerate, destroy aside", st);
+                s.step_id("/regenerate");
+                s.record("id1");
+                s.record("id2");
+            },
+        },
+        Scenario {
             name: "missing_secret: every request under cookie.path fails with express's message",
             config: json!({"store": {"type": "memory"}, "cookie": {"path": "/app"}}),
             run: |s| {
