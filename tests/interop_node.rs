@@ -4,7 +4,8 @@
 //! with one secret and one cookie name, and each must take over what the other did.
 //!
 //! Every scenario runs against Redis, PostgreSQL and MySQL (`cargo test --test interop_node
-//! postgres::`); a store is added with one line at the bottom. Each test gets its own key prefix,
+//! postgres::`); a store is one more `interop_tests!` line at the bottom, plus its direct access
+//! in `Backing`. Each test gets its own key prefix,
 //! schema or table, and removes it at the end, also when it fails. Both apps are child processes
 //! on 127.0.0.1, killed when the test ends (also on a panic); every request and start-up is
 //! bounded in time.
@@ -107,13 +108,32 @@ fn rust_app_binary() -> PathBuf {
     let bin = profile_dir
         .join("examples")
         .join(format!("interop_server{}", std::env::consts::EXE_SUFFIX));
+    let rebuild = "`cargo test` builds it; when running one test file, first run \
+                   `cargo build --example interop_server --features redis,postgres,mysql`";
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("{} is missing: {rebuild}", bin.display()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest = newest_change(&root.join("src")).max(newest_change(&root.join("examples/interop_server.rs")));
     assert!(
-        bin.is_file(),
-        "{} is missing: `cargo test` builds it; when running one test file, first run \
-         `cargo build --example interop_server --features redis,postgres,mysql`",
+        newest <= built,
+        "{} is older than its sources: {rebuild}",
         bin.display()
     );
     bin
+}
+
+/// The latest modification time of a file, or of any file under a directory.
+fn newest_change(path: &Path) -> std::time::SystemTime {
+    let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    if !meta.is_dir() {
+        return meta.modified().expect("file times are available");
+    }
+    std::fs::read_dir(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .map(|entry| newest_change(&entry.expect("directory entry").path()))
+        .max()
+        .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
 }
 
 /// Whether the npm packages are installed: skip (or fail, when services are required) if not.
