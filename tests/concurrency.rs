@@ -27,9 +27,6 @@ use tracing_subscriber::layer::SubscriberExt;
 const SECRET: &str = "concurrency secret";
 /// No test here needs more than a fraction of this; it only turns a hang into a failure.
 const DEADLINE: Duration = Duration::from_secs(60);
-/// 64 writers saving at once need up to 64 attempts: each conflict means another writer's save
-/// went through. The default bound (8) fails some of them when they truly run in parallel.
-const RETRIES: u32 = 64;
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = Arc<dyn Fn(String, Session) -> BoxFuture<String> + Send + Sync>;
@@ -51,7 +48,7 @@ struct App {
 
 impl App {
     fn new(store: Arc<dyn SessionStore>, h: Handler) -> Self {
-        Self::configured(store, h, |layer| layer.max_save_retries(RETRIES))
+        Self::configured(store, h, |layer| layer)
     }
 
     fn configured(
@@ -760,13 +757,7 @@ mod over_http {
 
     /// The reference app's own router and layer, plus the test routes under the same layer.
     fn router(barrier: Arc<Barrier>) -> Router {
-        let sessions = reference_app::sessions()
-            .expect("the reference app's config is valid")
-            // 64 writers saving at once need up to 64 attempts (each conflict means another
-            // writer's save went through); the default bound of 8 fails some of them.
-            .max_save_retries(64)
-            .build()
-            .unwrap();
+        let sessions = reference_app::sessions().expect("the reference app's config is valid");
         let inc_barrier = Arc::clone(&barrier);
         let tests = Router::new()
             .route(
