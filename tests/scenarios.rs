@@ -99,6 +99,8 @@ struct Server {
     port: u16,
     child: Child,
     log: PathBuf,
+    /// Keep the log file after the server stops (something failed while it ran).
+    keep_log: std::cell::Cell<bool>,
 }
 
 impl Server {
@@ -124,14 +126,25 @@ impl Server {
             .process_group(0)
             .spawn()
             .expect("spawn scenario server");
-        let mut server = Server { kind, port, child, log };
+        let mut server = Server {
+            kind,
+            port,
+            child,
+            log,
+            keep_log: std::cell::Cell::new(true),
+        };
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("{kind:?} server exited with {status}"));
+                // Its output is short: put it in the error and drop the file.
+                let output = std::fs::read_to_string(&server.log).unwrap_or_default();
+                server.keep_log.set(false);
+                let output: String = output.chars().take(2000).collect();
+                return Err(format!("{kind:?} server exited with {status}: {}", output.trim()));
             }
             if let Ok(r) = server.try_request("GET", "/_store/stats", &[], Duration::from_secs(2)) {
                 if r.status == 200 {
+                    server.keep_log.set(false);
                     return Ok(server);
                 }
             }
@@ -174,6 +187,9 @@ impl Drop for Server {
                 .stderr(Stdio::null())
                 .status();
         };
+        if !self.keep_log.get() {
+            let _ = std::fs::remove_file(&self.log);
+        }
         kill("-TERM");
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
@@ -1273,6 +1289,7 @@ fn run_all(redis: Option<(String, String)>) {
                     .cloned()
                     .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
+                server.keep_log.set(true);
                 failures.push(format!(
                     "{} [{:?}, log {}]: {msg}",
                     sc.name,
@@ -1289,7 +1306,15 @@ fn run_all(redis: Option<(String, String)>) {
         }
         let problems = compare(&facts[0], &facts[1]);
         if !problems.is_empty() {
-            failures.push(format!("{}:\n    {}", sc.name, problems.join("\n    ")));
+            node.keep_log.set(true);
+            rust.keep_log.set(true);
+            failures.push(format!(
+                "{} [logs {} {}]:\n    {}",
+                sc.name,
+                node.log.display(),
+                rust.log.display(),
+                problems.join("\n    ")
+            ));
         }
     }
     // Leave nothing behind in a shared Redis.
