@@ -678,6 +678,80 @@ async fn explicit_save_after_a_concurrent_destroy_is_an_error_and_writes_nothing
     assert!(stored(&*store, &id).await.is_none());
 }
 
+/// Read-only requests that loaded the session before a destroy and finish after it, with
+/// `rolling` (cookie re-sent, store touched) and with `resave` (the unmodified session written
+/// back): neither a touch nor a resave brings the record back, and the cookie they may carry
+/// leads to a fresh session.
+async fn readers_racing_destroy(configure: fn(SessionLayer) -> SessionLayer) -> Vec<Response<String>> {
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
+    let (gate, open) = Gate::new(9);
+    let app = App::configured(
+        Arc::clone(&store),
+        handler({
+            let gate = gate.clone();
+            move |path, session| {
+                let gate = gate.clone();
+                async move {
+                    match path.as_str() {
+                        "/seed" => seed(&session).await,
+                        "/destroy" => {
+                            gate.loaded.wait().await;
+                            session.destroy().await.unwrap();
+                        }
+                        "/fresh" => return format!("{} {}", session.is_new(), session.len()),
+                        _ => {
+                            let seen = session.get::<String>("base");
+                            gate.loaded.wait().await;
+                            gate.pass().await;
+                            return format!("{seen:?}");
+                        }
+                    }
+                    String::new()
+                }
+            }
+        }),
+        configure,
+    );
+    let (pair, id) = seeded(&app, &*store).await;
+    let readers: Vec<_> = (0..8)
+        .map(|i| tokio::spawn(app.request(&format!("/read/{i}"), Some(&pair))))
+        .collect();
+    tokio::time::timeout(DEADLINE, app.request("/destroy", Some(&pair)))
+        .await
+        .expect("destroy hung");
+    open.send(true).unwrap();
+    let mut out = Vec::new();
+    for r in readers {
+        let res = tokio::time::timeout(DEADLINE, r).await.expect("reader hung").unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.body(), "Some(\"kept\")");
+        if let Some(cookie) = cookie_pair(&res) {
+            let res = app.get("/fresh", Some(&cookie)).await;
+            assert_eq!(res.body(), "true 0", "a reader's cookie led back to the old session");
+        }
+        out.push(res);
+    }
+    assert!(
+        stored(&*store, &id).await.is_none(),
+        "a reader brought the session back"
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolling_readers_racing_destroy_do_not_bring_it_back() {
+    readers_racing_destroy(|l| l.rolling(true).max_age(time::Duration::hours(1))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resave_readers_racing_destroy_do_not_bring_it_back() {
+    let responses = readers_racing_destroy(|l| l.resave(true)).await;
+    assert!(
+        responses.iter().all(|r| r.headers().get(header::SET_COOKIE).is_none()),
+        "a resave that found the session gone sends no cookie"
+    );
+}
+
 /// Two requests that loaded the same session; the second saves after the first. With
 /// `max_save_retries(0)` its conflicting save is not retried: it fails with a 500 and the first
 /// save stands untouched. With one retry it merges and both changes survive.
