@@ -1123,6 +1123,7 @@ fn scenarios() -> Vec<Scenario> {
             config: base(json!({"resave": false, "saveUninitialized": false})),
             run: |s| {
                 s.step("/set?key=start&val=1");
+                s.step("/get?key=start");
                 let cookie = s.cookie_header().expect("cookie");
                 let port = s.server.port;
                 let slow = {
@@ -1131,13 +1132,19 @@ fn scenarios() -> Vec<Scenario> {
                         http_request(
                             port,
                             "GET",
-                            "/set?key=a&val=1&wait=400",
+                            "/set?key=a&val=1&wait=1000",
                             &[("Cookie".into(), cookie)],
                             REQUEST_TIMEOUT,
                         )
                     })
                 };
-                std::thread::sleep(Duration::from_millis(100));
+                // The fast request starts once the slow one has loaded the session (its store
+                // `get` is counted), so both work from the same loaded state.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while s.stats_value()["get"] != 2 {
+                    assert!(Instant::now() < deadline, "the slow request never loaded its session");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 let fast = http_request(
                     port,
                     "GET",
