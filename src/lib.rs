@@ -151,12 +151,12 @@ pub use service::{ResponseFuture, SessionService};
 pub use session::{generate_id, Session};
 #[cfg(feature = "memory")]
 pub use store::memory::MemoryStore;
-#[cfg(feature = "redis")]
-pub use store::redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "mysql")]
 pub use store::mysql::MySqlStore;
 #[cfg(feature = "postgres")]
 pub use store::postgres::PostgresStore;
+#[cfg(feature = "redis")]
+pub use store::redis::{RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
 pub use store::sqlite::SqliteStore;
 pub use store::{CountingStore, Record, SessionStore, StoreCounts, Update};

@@ -386,8 +386,15 @@ impl Session {
         let typed = T::deserialize(&new)?;
         // After a set or remove of this key, the outcome no longer depends on the stored value:
         // replay it as a set. Otherwise replay the function onto the freshest value.
-        let follows_set = g.changes.iter().any(|(k, c)| k == key && !matches!(c, Change::Update(_)));
-        let change = if follows_set { Change::Set(new.clone()) } else { Change::Update(vec![f]) };
+        let follows_set = g
+            .changes
+            .iter()
+            .any(|(k, c)| k == key && !matches!(c, Change::Update(_)));
+        let change = if follows_set {
+            Change::Set(new.clone())
+        } else {
+            Change::Update(vec![f])
+        };
         Arc::make_mut(&mut g.data).insert(key.to_owned(), new);
         g.record_change(key, change);
         Ok(typed)

@@ -41,10 +41,10 @@ pub mod mysql;
 pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
 #[cfg(any(feature = "postgres", feature = "mysql", feature = "sqlite"))]
 mod sql_common;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 mod counting;
 pub use counting::{CountingStore, StoreCounts};
