@@ -719,10 +719,12 @@ impl Session {
     fn needs_touch(&self, g: &Inner, now: OffsetDateTime) -> bool {
         let config = &self.shared.config;
         if let Some(after) = config.touch_after {
-            // The record was last touched when it was given its current expiry.
+            // The record was last touched when it was given its current expiry. Stores that
+            // keep whole seconds round that expiry up (PostgreSQL, MySQL), which can put the
+            // inferred touch up to a second in the future: no time has passed then, not less.
             let lifetime = g.cookie.original_max_age().unwrap_or(crate::store::DEFAULT_TTL);
             return match g.store_expires {
-                Some(expires) => now - (expires - lifetime) >= after,
+                Some(expires) => (now - (expires - lifetime)).max(time::Duration::ZERO) >= after,
                 None => true,
             };
         }
