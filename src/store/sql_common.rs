@@ -46,6 +46,7 @@ pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
 }
 
 /// Whole seconds since the epoch, rounded up: connect-pg-simple's `Math.ceil(ms / 1000)`.
+#[cfg(feature = "postgres")]
 pub(crate) fn ceil_secs(t: OffsetDateTime) -> i64 {
     let ms = unix_ms(t);
     ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)
@@ -53,6 +54,7 @@ pub(crate) fn ceil_secs(t: OffsetDateTime) -> i64 {
 
 /// Whole seconds since the epoch, rounded half up: express-mysql-session's
 /// `Math.round(ms / 1000)`.
+#[cfg(feature = "mysql")]
 pub(crate) fn round_secs(t: OffsetDateTime) -> i64 {
     let ms = unix_ms(t);
     ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) >= 500)
@@ -121,6 +123,7 @@ pub(crate) fn quote(name: &str, quote: char) -> String {
 }
 
 /// A stable 64-bit hash (FNV-1a), for advisory-lock keys derived from table names.
+#[cfg(feature = "postgres")]
 pub(crate) fn stable_hash(text: &str) -> i64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
@@ -133,19 +136,24 @@ pub(crate) fn stable_hash(text: &str) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     use time::macros::datetime;
 
+    #[cfg(feature = "postgres")]
     #[test]
-    fn seconds_round_like_the_node_stores() {
-        let t = datetime!(2026-12-03 20:47:03.438 UTC);
-        assert_eq!(ceil_secs(t), 1_796_330_824);
-        assert_eq!(round_secs(t), 1_796_330_823);
-        let whole = datetime!(2026-12-03 20:47:03 UTC);
-        assert_eq!(ceil_secs(whole), 1_796_330_823);
-        assert_eq!(round_secs(whole), 1_796_330_823);
-        assert_eq!(round_secs(datetime!(2026-12-03 20:47:03.5 UTC)), 1_796_330_824);
-        // Before the epoch the rounding still goes the same way.
+    fn seconds_round_up_like_connect_pg_simple() {
+        assert_eq!(ceil_secs(datetime!(2026-12-03 20:47:03.438 UTC)), 1_796_330_824);
+        assert_eq!(ceil_secs(datetime!(2026-12-03 20:47:03 UTC)), 1_796_330_823);
+        // Before the epoch the rounding still goes up.
         assert_eq!(ceil_secs(datetime!(1969-12-31 23:59:59.5 UTC)), 0);
+    }
+
+    #[cfg(feature = "mysql")]
+    #[test]
+    fn seconds_round_half_up_like_express_mysql_session() {
+        assert_eq!(round_secs(datetime!(2026-12-03 20:47:03.438 UTC)), 1_796_330_823);
+        assert_eq!(round_secs(datetime!(2026-12-03 20:47:03 UTC)), 1_796_330_823);
+        assert_eq!(round_secs(datetime!(2026-12-03 20:47:03.5 UTC)), 1_796_330_824);
         assert_eq!(round_secs(datetime!(1969-12-31 23:59:59.4 UTC)), -1);
     }
 
@@ -162,6 +170,7 @@ mod tests {
         assert_eq!(quote("a`b", '`'), "`a``b`");
     }
 
+    #[cfg(feature = "postgres")]
     #[test]
     fn lock_keys_are_stable() {
         assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325_u64 as i64);
