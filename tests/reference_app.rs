@@ -165,12 +165,14 @@ fn example_binary() -> PathBuf {
     bin
 }
 
-#[tokio::test]
-async fn example_binary_runs_on_the_port_from_env() {
+/// Starts the example binary on a free port with `envs`; returns it and the address it
+/// reported on its first line.
+async fn start_example(envs: &[(&str, &str)]) -> (Running, SocketAddr) {
     let bin = example_binary();
     let mut child = Command::new(bin)
         .env("PORT", "0")
         .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -196,6 +198,55 @@ async fn example_binary_runs_on_the_port_from_env() {
         .unwrap();
     assert!(addr.ip().is_loopback());
     assert_ne!(addr.port(), 0);
+    (running, addr)
+}
+
+#[tokio::test]
+async fn example_binary_runs_on_the_port_from_env() {
+    let (running, addr) = start_example(&[]).await;
     check_reference_app(addr).await;
     drop(running);
+}
+
+/// `SESSION_STORE=sqlite:<path>`: the same app keeps its sessions in a file, so a session set
+/// before a restart is read after it, with the same cookie.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn example_binary_on_sqlite_keeps_sessions_across_a_restart() {
+    let dir = std::env::temp_dir().join(format!("es-app-sqlite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("sessions.db");
+    let _ = std::fs::remove_file(&db);
+    let store = format!("sqlite:{}", db.display());
+
+    let (running, addr) = start_example(&[("SESSION_STORE", &store)]).await;
+    check_reference_app(addr).await;
+    let r = fetch(addr, "/", None).await;
+    assert_eq!(r.body, SET_BODY);
+    let pair = r.set_cookies[0].split(';').next().unwrap().to_owned();
+    drop(running);
+    assert!(db.exists(), "the app wrote no SQLite file at {}", db.display());
+
+    let (running, addr) = start_example(&[("SESSION_STORE", &store)]).await;
+    let r = fetch(addr, "/get", Some(&pair)).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::OK, "Session variable: geeksforgeeks")
+    );
+    drop(running);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A store the app does not know is refused at start-up with a message, not ignored.
+#[tokio::test]
+async fn example_binary_refuses_an_unknown_session_store() {
+    let bin = example_binary();
+    let out = Command::new(bin)
+        .env("PORT", "0")
+        .env("SESSION_STORE", "floppy:/dev/fd0")
+        .output()
+        .expect("run the example");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SESSION_STORE must be sqlite:<path>"), "{stderr}");
 }
