@@ -14,6 +14,10 @@ pub const DEFAULT_MAX_RECORD_SIZE: usize = 1024 * 1024;
 pub const MAX_COOKIE_VALUE_LEN: usize = 4096;
 /// How many times a save that conflicts with concurrent writers is merged and retried.
 pub const DEFAULT_MAX_SAVE_RETRIES: u32 = 100;
+/// The data key under which [`SessionLayer::absolute_timeout`](crate::SessionLayer::absolute_timeout)
+/// keeps when a session began: milliseconds since the Unix epoch, a JSON number (what
+/// JavaScript's `Date.now()` gives), so a Node app sharing the store keeps it as ordinary data.
+pub const CREATED_AT_KEY: &str = "__createdAt";
 
 /// What happens to the stored session when a handler calls [`Session::unset`](crate::Session::unset),
 /// the Rust form of express's `req.session = null`.
@@ -151,6 +155,7 @@ pub(crate) struct Config {
     pub(crate) genid: Option<GenId>,
     pub(crate) cookie: CookieConfig,
     pub(crate) touch_after: Option<Duration>,
+    pub(crate) absolute_timeout: Option<Duration>,
     pub(crate) max_record_size: usize,
     pub(crate) max_save_retries: u32,
 }
@@ -168,6 +173,7 @@ impl Default for Config {
             genid: None,
             cookie: CookieConfig::default(),
             touch_after: None,
+            absolute_timeout: None,
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
             max_save_retries: DEFAULT_MAX_SAVE_RETRIES,
         }
@@ -187,6 +193,7 @@ impl fmt::Debug for Config {
             .field("genid", &self.genid.as_ref().map(|_| "custom"))
             .field("cookie", &self.cookie)
             .field("touch_after", &self.touch_after)
+            .field("absolute_timeout", &self.absolute_timeout)
             .field("max_record_size", &self.max_record_size)
             .finish()
     }
@@ -254,6 +261,9 @@ impl Config {
         }
         if self.name.starts_with("__Secure-") && c.secure != Some(Secure::Always) {
             return Err(ConfigError::SecurePrefix);
+        }
+        if let Some(t) = self.absolute_timeout.filter(|t| !t.is_positive()) {
+            return Err(ConfigError::InvalidTimeout(t));
         }
         Ok(())
     }

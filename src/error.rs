@@ -37,6 +37,10 @@ pub enum ConfigError {
     /// A `__Secure-` cookie must be Secure.
     #[error("a __Secure- cookie must be Secure")]
     SecurePrefix,
+    /// A timeout (such as [`absolute_timeout`](crate::SessionLayer::absolute_timeout)) is zero
+    /// or negative.
+    #[error("session timeout must be positive, not {0}")]
+    InvalidTimeout(time::Duration),
 }
 
 /// An error reported by a [`SessionStore`](crate::SessionStore).

@@ -212,6 +212,33 @@ impl SessionLayer {
     }
 
     setter! {
+        /// The longest a session may live, however active it is (OWASP ASVS 7.3.2): a session
+        /// older than this is destroyed when it is next loaded and the request starts a new one,
+        /// as for a session that expired. Default: not set (express has no such limit).
+        ///
+        /// The idle timeout is [`max_age`](Self::max_age) (without one, the store's one day):
+        /// every request moves the session's expiry forward by it, so a session unused for that
+        /// long ends. This one does not move. Its clock starts when the session is created, or
+        /// [regenerated](crate::Session::regenerate) (at login), and is kept in the session
+        /// under [`CREATED_AT_KEY`](crate::CREATED_AT_KEY). A session that has no such key yet
+        /// (made by a Node app, or before this option was set) is given one, now, on its first
+        /// load here, which costs one save. Node apps sharing the store keep the key as data,
+        /// but do not enforce the limit. A zero or negative duration is a
+        /// [`ConfigError::InvalidTimeout`].
+        ///
+        /// ```
+        /// use express_session::{time::Duration, MemoryStore, SessionLayer};
+        /// let sessions = SessionLayer::new(MemoryStore::new())
+        ///     .secret("keyboard cat")
+        ///     .max_age(Duration::minutes(30))       // idle: 30 minutes without a request
+        ///     .absolute_timeout(Duration::hours(12)) // absolute: 12 hours after login
+        ///     .build()?;
+        /// # Ok::<(), express_session::ConfigError>(())
+        /// ```
+        absolute_timeout: Duration => |c, v| c.absolute_timeout = Some(v)
+    }
+
+    setter! {
         /// The largest serialized session accepted, on save and on load. Larger records fail to
         /// save with [`SessionError::TooLarge`](crate::SessionError::TooLarge) and are treated as
         /// corrupt when loaded. Default 1 MiB.

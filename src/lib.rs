@@ -78,6 +78,27 @@
 //!    is retried (up to [`SessionLayer::max_save_retries`] times, then
 //!    [`SessionError::Conflict`]).
 //!
+//! ## Timeouts
+//!
+//! - **Idle**: [`SessionLayer::max_age`]. Every request of a session moves its expiry in the
+//!   store forward by it (express's touch), so a session unused for that long is gone: the store
+//!   no longer serves it, whatever the browser still sends. Without `max_age`, the cookie lasts
+//!   until the browser closes and the store keeps the record one day after its last use
+//!   ([`store::DEFAULT_TTL`]). [`SessionLayer::touch_after`] trades precision for fewer writes.
+//! - **Absolute**: [`SessionLayer::absolute_timeout`]. A session older than this ends at its
+//!   next request, however active it has been; [`Session::regenerate`] at login starts the
+//!   clock again. express-session, tower-sessions and actix-session have no such limit.
+//!
+//! ```
+//! use express_session::{time::Duration, MemoryStore, SessionLayer};
+//! let sessions = SessionLayer::new(MemoryStore::new())
+//!     .secret("keyboard cat")
+//!     .max_age(Duration::minutes(30))
+//!     .absolute_timeout(Duration::hours(12))
+//!     .build()?;
+//! # Ok::<(), express_session::ConfigError>(())
+//! ```
+//!
 //! ## Stores
 //!
 //! | store | feature | for |
@@ -139,7 +160,7 @@ mod session;
 pub mod store;
 
 pub use config::{
-    Priority, SameSite, Secure, Unset, DEFAULT_MAX_RECORD_SIZE, DEFAULT_MAX_SAVE_RETRIES, DEFAULT_NAME,
+    Priority, SameSite, Secure, Unset, CREATED_AT_KEY, DEFAULT_MAX_RECORD_SIZE, DEFAULT_MAX_SAVE_RETRIES, DEFAULT_NAME,
     MAX_COOKIE_VALUE_LEN,
 };
 pub use cookie::SessionCookie;

@@ -17,7 +17,7 @@ use crate::{
     codec,
     cookie::{self, add_clamped},
     error::SessionError,
-    session::{Session, Shared},
+    session::{created_at, Session, Shared},
 };
 
 /// The middleware made by [`SessionLayer`](crate::SessionLayer).
@@ -87,16 +87,24 @@ async fn load(shared: &Arc<Shared>, cookie_id: Option<String>, secure: bool) -> 
     };
     match codec::decode(&record.data, config.max_record_size) {
         Ok((cookie, data)) => {
+            let mut unstamped = false;
+            if let Some(limit) = config.absolute_timeout {
+                match created_at(&data) {
+                    Some(created) if add_clamped(created, limit) <= OffsetDateTime::now_utc() => {
+                        tracing::info!("session reached its absolute timeout; destroyed, starting a new one");
+                        shared.store.destroy(&id).await?;
+                        return Ok(Session::generate(Arc::clone(shared), Some(id), secure));
+                    }
+                    Some(_) => {}
+                    None => unstamped = true,
+                }
+            }
             let touched = touch_on_load.then(|| config.cookie.max_age.map(|d| d.whole_milliseconds() as i64));
-            Ok(Session::loaded(
-                Arc::clone(shared),
-                id,
-                record,
-                cookie,
-                data,
-                secure,
-                touched,
-            ))
+            let session = Session::loaded(Arc::clone(shared), id, record, cookie, data, secure, touched);
+            if unstamped {
+                session.record_created_now();
+            }
+            Ok(session)
         }
         Err(e) => {
             tracing::warn!(error = %e, "corrupt session record discarded; starting a new session");

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::{
     codec::{self, same_data, same_json, Data},
-    config::Config,
+    config::{Config, CREATED_AT_KEY},
     cookie::{self, SessionCookie},
     error::SessionError,
     store::{Record, SessionStore, Update},
@@ -46,6 +46,17 @@ pub fn generate_id() -> String {
     let mut bytes = [0u8; 24];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Milliseconds since the Unix epoch, as JavaScript's `Date.now()`.
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// When the session in `data` began, per [`CREATED_AT_KEY`]; `None` if it does not say.
+pub(crate) fn created_at(data: &Data) -> Option<OffsetDateTime> {
+    let ms = data.get(CREATED_AT_KEY)?.as_i64()?;
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
 }
 
 type UpdateFn = Arc<dyn Fn(Option<&Value>) -> Value + Send + Sync>;
@@ -96,8 +107,15 @@ struct Inner {
 
 impl Inner {
     fn fresh(shared: &Shared, id: String, secure_request: bool) -> Self {
-        let cookie = SessionCookie::from_config(&shared.config.cookie, secure_request, OffsetDateTime::now_utc());
-        let empty = Arc::new(Data::new());
+        let now = OffsetDateTime::now_utc();
+        let cookie = SessionCookie::from_config(&shared.config.cookie, secure_request, now);
+        let mut empty = Data::new();
+        if shared.config.absolute_timeout.is_some() {
+            // Part of the session from the start, like its cookie: not a change by the handler,
+            // so an otherwise untouched new session is still uninitialized.
+            empty.insert(CREATED_AT_KEY.to_owned(), unix_ms(now).into());
+        }
+        let empty = Arc::new(empty);
         Self {
             original_id: id.clone(),
             id,
@@ -269,6 +287,15 @@ impl Session {
         Self::wrap(shared, inner)
     }
 
+    /// Starts the absolute lifetime of a loaded session that has no start recorded: a change,
+    /// so it is saved at the end of the request.
+    pub(crate) fn record_created_now(&self) {
+        let now = Value::from(unix_ms(OffsetDateTime::now_utc()));
+        let mut g = self.lock();
+        Arc::make_mut(&mut g.data).insert(CREATED_AT_KEY.to_owned(), now.clone());
+        g.record_change(CREATED_AT_KEY, Change::Set(now));
+    }
+
     /// The session id. Treat it as a secret: it is the user's credential.
     pub fn id(&self) -> String {
         self.lock().id.clone()
@@ -341,14 +368,25 @@ impl Session {
         old
     }
 
-    /// Removes every key.
+    /// Removes every key (but [`CREATED_AT_KEY`](crate::CREATED_AT_KEY) when
+    /// [`absolute_timeout`](crate::SessionLayer::absolute_timeout) is set: emptying a session
+    /// does not restart its lifetime; [`regenerate`](Self::regenerate) does).
     pub fn clear(&self) {
         let mut g = self.lock();
-        if g.live().is_err() || g.data.is_empty() {
+        let keep_created = self.shared.config.absolute_timeout.is_some();
+        let keys: Vec<String> = g
+            .data
+            .keys()
+            .filter(|k| !(keep_created && k.as_str() == CREATED_AT_KEY))
+            .cloned()
+            .collect();
+        if g.live().is_err() || keys.is_empty() {
             return;
         }
-        let keys: Vec<String> = g.data.keys().cloned().collect();
-        Arc::make_mut(&mut g.data).clear();
+        let data = Arc::make_mut(&mut g.data);
+        for k in &keys {
+            data.remove(k);
+        }
         for k in keys {
             g.record_change(&k, Change::Remove);
         }

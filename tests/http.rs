@@ -90,6 +90,12 @@ fn layer() -> SessionLayer {
 #[test]
 fn config_errors_are_reported_at_build_time() {
     assert!(matches!(build(layer()), Err(ConfigError::MissingSecret)));
+    for t in [Duration::ZERO, Duration::seconds(-1)] {
+        assert!(matches!(
+            build(layer().secret("s").absolute_timeout(t)),
+            Err(ConfigError::InvalidTimeout(_))
+        ));
+    }
     assert!(matches!(
         build(layer().secrets(Vec::<&str>::new())),
         Err(ConfigError::MissingSecret)

@@ -113,6 +113,9 @@ macro_rules! http_suite_tests {
             http_change_after_explicit_save_is_saved_at_the_end,
             http_cookie_only_change_is_not_a_modification,
             http_destroyed_session_refuses_writes,
+            http_absolute_timeout_ends_a_session_however_active,
+            http_absolute_timeout_starts_for_sessions_made_without_it,
+            http_absolute_timeout_survives_clear_and_restarts_at_regenerate,
         );
     };
 }
@@ -1223,4 +1226,106 @@ pub async fn http_destroyed_session_refuses_writes(store: DynStore) {
     r.assert_ok("refused");
     assert_eq!(h.record(&id).await, None);
     h.get("/get", Some(&cookie)).await.assert_ok("none");
+}
+
+/// The `__createdAt` stamp (ms since the epoch) of a stored record.
+fn stored_created_at(record: &str) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_str(record).unwrap();
+    v[express_session::CREATED_AT_KEY].as_i64()
+}
+
+/// The record under `id` with its start moved to `ms`, written behind the layer's back.
+async fn backdate(h: &Harness, id: &str, ms: i64) {
+    let mut v: serde_json::Value = serde_json::from_str(&h.record(id).await.expect("record")).unwrap();
+    v[express_session::CREATED_AT_KEY] = ms.into();
+    h.overwrite(id, &v.to_string()).await;
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// An absolute timeout ends a session that requests keep alive: the start is stamped at
+/// creation, reads do not move it, and once it is older than the limit the record is destroyed
+/// and the request gets a new, empty session. An untouched new session still costs nothing.
+pub async fn http_absolute_timeout_ends_a_session_however_active(store: DynStore) {
+    let h = h(store, |l| {
+        l.max_age(Duration::hours(1)).absolute_timeout(Duration::hours(8))
+    });
+    let r = h.get("/noop", None).await;
+    r.assert_no_cookie();
+    assert_eq!(h.counts().total(), 0, "the stamp alone is not a change");
+
+    let before = now_ms();
+    let r = h.get("/set", None).await;
+    let (cookie, sid) = (r.cookie(), r.sid());
+    let created = stored_created_at(&h.record(&sid).await.unwrap()).expect("start stamped at creation");
+    assert!(
+        (before..=now_ms()).contains(&created),
+        "{created} not in [{before}, now]"
+    );
+    // express's shape: the cookie first, then the data in insertion order.
+    let text = h.record(&sid).await.unwrap();
+    assert!(text.starts_with(r#"{"cookie":{"#), "{text}");
+    assert!(
+        text.find("__createdAt").unwrap() < text.find("\"user\"").unwrap(),
+        "{text}"
+    );
+
+    for _ in 0..3 {
+        h.get("/get", Some(&cookie)).await.assert_ok("bob");
+    }
+    assert_eq!(stored_created_at(&h.record(&sid).await.unwrap()), Some(created));
+
+    // Seven hours and 59 minutes in: still alive.
+    backdate(&h, &sid, now_ms() - (8 * HOUR - 60) * 1000).await;
+    h.get("/get", Some(&cookie)).await.assert_ok("bob");
+    // Past eight hours: gone, whatever its idle expiry says.
+    backdate(&h, &sid, now_ms() - (8 * HOUR + 1) * 1000).await;
+    let r = h.get("/get", Some(&cookie)).await;
+    r.assert_ok("none");
+    assert_eq!(h.record(&sid).await, None, "the old record is destroyed");
+    let r = h.get("/set", Some(&cookie)).await;
+    r.assert_ok("set");
+    assert_ne!(r.sid(), sid, "a new session, with a new id");
+}
+
+/// A session stored without a start (by a Node app, or before the option was set) gets one on
+/// its first load, saved with its data intact; its lifetime runs from then.
+pub async fn http_absolute_timeout_starts_for_sessions_made_without_it(store: DynStore) {
+    let plain = h(store, |l| l.max_age(Duration::hours(1)));
+    let r = plain.get("/set", None).await;
+    let (cookie, sid) = (r.cookie(), r.sid());
+    assert_eq!(stored_created_at(&plain.record(&sid).await.unwrap()), None);
+
+    let limited = plain.reconfigured(|l| l.max_age(Duration::hours(1)).absolute_timeout(Duration::hours(8)));
+    let before = now_ms();
+    limited.get("/get", Some(&cookie)).await.assert_ok("bob");
+    let text = limited.record(&sid).await.unwrap();
+    let created = stored_created_at(&text).expect("stamped on first load");
+    assert!((before..=now_ms()).contains(&created));
+    assert!(text.contains(r#""user":"bob""#), "{text}");
+    limited.get("/get", Some(&cookie)).await.assert_ok("bob");
+    assert_eq!(stored_created_at(&limited.record(&sid).await.unwrap()), Some(created));
+}
+
+/// `clear()` empties the data but keeps the start; `regenerate()` (login) starts a new one.
+pub async fn http_absolute_timeout_survives_clear_and_restarts_at_regenerate(store: DynStore) {
+    let h = h(store, |l| l.absolute_timeout(Duration::hours(8)));
+    let r = h.get("/set", None).await;
+    let (cookie, sid) = (r.cookie(), r.sid());
+    let old = now_ms() - 7 * HOUR * 1000;
+    backdate(&h, &sid, old).await;
+
+    h.get("/clear", Some(&cookie)).await.assert_ok("cleared");
+    let text = h.record(&sid).await.unwrap();
+    assert_eq!(stored_created_at(&text), Some(old), "{text}");
+    assert!(!text.contains("bob"), "{text}");
+
+    let r = h.get("/login", Some(&cookie)).await;
+    r.assert_ok("logged in");
+    let new_sid = r.sid();
+    assert_ne!(new_sid, sid);
+    let created = stored_created_at(&h.record(&new_sid).await.unwrap()).unwrap();
+    assert!(created > old + 6 * HOUR * 1000, "regenerate restarts the lifetime");
 }

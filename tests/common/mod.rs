@@ -538,6 +538,10 @@ async fn dispatch(uri: Uri, Extension(raw): Extension<DynStore>, session: Option
                 session.destroy().await?;
                 "destroyed".into()
             }
+            "clear" => {
+                session.clear();
+                "cleared".into()
+            }
             "touch" => {
                 session.touch();
                 "touched".into()
