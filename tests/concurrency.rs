@@ -927,4 +927,90 @@ mod over_http {
         assert_eq!(user, "Session variable: geeksforgeeks");
         server.abort();
     }
+
+    /// The reference app's router plus a logout and slow writers: every writer has loaded the
+    /// session before the logout destroys it, and writes only after the destroy returned.
+    fn destroy_race_router(writers: usize) -> Router {
+        let sessions = reference_app::sessions().expect("the reference app's config is valid");
+        let loaded = Arc::new(Barrier::new(writers + 1));
+        let (destroyed_tx, destroyed) = watch::channel(false);
+        let destroyed_tx = Arc::new(destroyed_tx);
+        let writer_loaded = Arc::clone(&loaded);
+        let tests = Router::new()
+            .route(
+                "/slow_put/{i}",
+                get(move |session: Session, Path(i): Path<u32>| {
+                    let (loaded, mut destroyed) = (Arc::clone(&writer_loaded), destroyed.clone());
+                    async move {
+                        loaded.wait().await;
+                        destroyed.wait_for(|d| *d).await.expect("logout finishes");
+                        session.insert(&format!("k{i}"), i).unwrap();
+                        "written"
+                    }
+                }),
+            )
+            .route(
+                "/logout",
+                get(move |session: Session| {
+                    let (loaded, destroyed_tx) = (Arc::clone(&loaded), Arc::clone(&destroyed_tx));
+                    async move {
+                        loaded.wait().await;
+                        session.destroy().await.unwrap();
+                        destroyed_tx.send(true).unwrap();
+                        "logged out"
+                    }
+                }),
+            )
+            .route(
+                "/count",
+                get(|session: Session| async move { session.keys().len().to_string() }),
+            )
+            .layer(sessions.clone());
+        reference_app::app(sessions).merge(tests)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn logout_over_http_racing_32_slow_writers_stays_logged_out() {
+        const WRITERS: usize = 32;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, destroy_race_router(WRITERS)).await.unwrap();
+        });
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let base = format!("http://{addr}");
+        let (_, cookie, _) = fetch(&client, format!("{base}/"), None).await;
+        let cookie = cookie.expect("the reference app sends its cookie");
+
+        let mut requests: Vec<_> = (0..WRITERS).map(|i| format!("{base}/slow_put/{i}")).collect();
+        requests.push(format!("{base}/logout"));
+        let answers = all(requests
+            .into_iter()
+            .map(|url| {
+                let (client, cookie) = (client.clone(), cookie.clone());
+                async move { fetch(&client, url, Some(cookie)).await }
+            })
+            .collect())
+        .await;
+        let (logout, writers) = answers.split_last().unwrap();
+        assert_eq!((logout.0, logout.2.as_str()), (StatusCode::OK, "logged out"));
+        let cleared = logout.1.as_deref().expect("logout clears the cookie");
+        assert_eq!(cleared, "connect.sid=", "{logout:?}");
+        // The writers answer as their handler decided, and none hands the old session back.
+        assert!(
+            writers
+                .iter()
+                .all(|(s, set_cookie, body)| *s == StatusCode::OK && body == "written" && set_cookie.is_none()),
+            "{writers:?}"
+        );
+
+        // The old cookie finds nothing: a fresh, empty session with another id.
+        let (status, fresh, keys) = fetch(&client, format!("{base}/count"), Some(cookie.clone())).await;
+        assert_eq!((status, keys.as_str()), (StatusCode::OK, "0"));
+        let fresh = fresh.expect("saveUninitialized: the new session's cookie");
+        assert_ne!(fresh, cookie);
+        let (_, _, user) = fetch(&client, format!("{base}/get"), Some(cookie)).await;
+        assert_eq!(user, "Session variable: No session set");
+        server.abort();
+    }
 }
