@@ -39,17 +39,59 @@ const IMF_FIXDATE: &[FormatItem<'static>] =
 /// assert_eq!(signed, "zqjNbp9uG9gqa3xOKrPQt0PuZQ2Y9S7M.OrZhfTLAHHQ11bpyzKrbvX4ZF3pg4E2VQ6cH+iPnRpk");
 /// ```
 pub fn sign(id: &str, secret: &[u8]) -> String {
-    let mut out = String::with_capacity(id.len() + 1 + SIGNATURE_LEN);
-    out.push_str(id);
-    out.push('.');
-    STANDARD_NO_PAD.encode_string(mac(secret, id.as_bytes()), &mut out);
-    out
+    Keys::new([secret]).sign(id)
 }
 
-fn mac(secret: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut m = HmacSha256::new_from_slice(secret).expect("HMAC accepts keys of any length");
-    m.update(msg);
-    m.finalize().into_bytes().into()
+/// The layer's secrets, each keyed into HMAC-SHA256 once (the key's inner and outer blocks
+/// hashed at start-up, not on every request): the first signs, all verify, in order.
+#[derive(Clone)]
+pub(crate) struct Keys(Vec<HmacSha256>);
+
+impl Keys {
+    pub(crate) fn new<K: AsRef<[u8]>>(secrets: impl IntoIterator<Item = K>) -> Self {
+        Self(
+            secrets
+                .into_iter()
+                .map(|s| HmacSha256::new_from_slice(s.as_ref()).expect("HMAC accepts keys of any length"))
+                .collect(),
+        )
+    }
+
+    /// `id + "." + base64(HMAC-SHA256)` with the first key.
+    fn sign(&self, id: &str) -> String {
+        let mut m = self.0[0].clone();
+        m.update(id.as_bytes());
+        let mut out = String::with_capacity(id.len() + 1 + SIGNATURE_LEN);
+        out.push_str(id);
+        out.push('.');
+        STANDARD_NO_PAD.encode_string(m.finalize().into_bytes(), &mut out);
+        out
+    }
+
+    /// As [`unsign`], with these keys.
+    fn unsign<'a>(&self, value: &'a str) -> Option<&'a str> {
+        let dot = value.rfind('.')?;
+        let (id, sig) = (&value[..dot], &value[dot + 1..]);
+        if sig.len() != SIGNATURE_LEN {
+            return None;
+        }
+        let mut mac = [0u8; 33];
+        let n = STANDARD_NO_PAD.decode_slice(sig, &mut mac).ok()?;
+        let sig = &mac[..n];
+        self.0.iter().find_map(|key| {
+            let mut m = key.clone();
+            m.update(id.as_bytes());
+            m.verify_slice(sig).ok().map(|()| id)
+        })
+    }
+
+    /// [`cookie_value`] with the first key.
+    pub(crate) fn cookie_value(&self, id: &str) -> String {
+        let mut signed = String::with_capacity(2 + id.len() + 1 + SIGNATURE_LEN);
+        signed.push_str("s:");
+        signed.push_str(&self.sign(id));
+        encode_uri_component(&signed)
+    }
 }
 
 /// Verifies a signed value (`id.signature`, without `s:`) against each secret in order and
@@ -63,17 +105,7 @@ fn mac(secret: &[u8], msg: &[u8]) -> [u8; 32] {
 /// assert_eq!(unsign(v, &[b"another".to_vec()]), None);
 /// ```
 pub fn unsign<'a>(value: &'a str, secrets: &[Vec<u8>]) -> Option<&'a str> {
-    let dot = value.rfind('.')?;
-    let (id, sig) = (&value[..dot], &value[dot + 1..]);
-    if sig.len() != SIGNATURE_LEN {
-        return None;
-    }
-    let sig = STANDARD_NO_PAD.decode(sig).ok()?;
-    secrets.iter().find_map(|secret| {
-        let mut m = HmacSha256::new_from_slice(secret).ok()?;
-        m.update(id.as_bytes());
-        m.verify_slice(&sig).ok().map(|()| id)
-    })
+    Keys::new(secrets).unsign(value)
 }
 
 /// Percent-encodes as JavaScript's `encodeURIComponent`.
@@ -92,10 +124,7 @@ pub fn encode_uri_component(value: &str) -> String {
 /// assert_eq!(v, "s%3AzqjNbp9uG9gqa3xOKrPQt0PuZQ2Y9S7M.OrZhfTLAHHQ11bpyzKrbvX4ZF3pg4E2VQ6cH%2BiPnRpk");
 /// ```
 pub fn cookie_value(id: &str, secret: &[u8]) -> String {
-    let mut signed = String::with_capacity(2 + id.len() + 1 + SIGNATURE_LEN);
-    signed.push_str("s:");
-    signed.push_str(&sign(id, secret));
-    encode_uri_component(&signed)
+    Keys::new([secret]).cookie_value(id)
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {
@@ -111,7 +140,7 @@ fn trim(mut s: &[u8]) -> &[u8] {
 /// Decodes one raw cookie value as the `cookie` npm package does (unquote, then
 /// `decodeURIComponent` only when there is a `%`, keeping the raw value when decoding fails),
 /// and then verifies it. Returns the session id when the value is `s:` + a valid signature.
-fn verify_value(raw: &[u8], secrets: &[Vec<u8>]) -> Option<String> {
+fn verify_value(raw: &[u8], keys: &Keys) -> Option<String> {
     if raw.is_empty() || raw.len() > MAX_COOKIE_VALUE_LEN {
         return None;
     }
@@ -129,7 +158,7 @@ fn verify_value(raw: &[u8], secrets: &[Vec<u8>]) -> Option<String> {
     };
     let signed = value.strip_prefix("s:")?;
     // express-session treats an empty id as no id, even when its signature is valid.
-    unsign(signed, secrets).filter(|id| !id.is_empty()).map(str::to_owned)
+    keys.unsign(signed).filter(|id| !id.is_empty()).map(str::to_owned)
 }
 
 /// JavaScript's `decodeURIComponent`: `None` where it throws, that is on a `%` not followed by
@@ -151,7 +180,7 @@ fn decode_uri_component(raw: &str) -> Option<String> {
 /// Every field is read (HTTP/2 may split cookies over several), byte by byte, so a foreign
 /// cookie with odd bytes spoils nothing. Pairs without `=` are skipped. Every pair with the
 /// session cookie's name is tried in order and the first whose signature verifies wins.
-pub(crate) fn find_session_id(headers: &HeaderMap, name: &str, secrets: &[Vec<u8>]) -> Option<String> {
+pub(crate) fn find_session_id(headers: &HeaderMap, name: &str, keys: &Keys) -> Option<String> {
     let mut candidates = 0usize;
     for field in headers.get_all(COOKIE) {
         for pair in field.as_bytes().split(|&b| b == b';') {
@@ -162,7 +191,7 @@ pub(crate) fn find_session_id(headers: &HeaderMap, name: &str, secrets: &[Vec<u8
                 continue;
             }
             candidates += 1;
-            if let Some(id) = verify_value(trim(&pair[eq + 1..]), secrets) {
+            if let Some(id) = verify_value(trim(&pair[eq + 1..]), keys) {
                 if candidates > 1 {
                     tracing::debug!("session cookie sent more than once; the first valid one is used");
                 }
@@ -375,7 +404,11 @@ mod tests {
     const ID: &str = "zqjNbp9uG9gqa3xOKrPQt0PuZQ2Y9S7M";
     const VALUE: &str = "s%3AzqjNbp9uG9gqa3xOKrPQt0PuZQ2Y9S7M.OrZhfTLAHHQ11bpyzKrbvX4ZF3pg4E2VQ6cH%2BiPnRpk";
 
-    fn keys(list: &[&str]) -> Vec<Vec<u8>> {
+    fn keys(list: &[&str]) -> Keys {
+        Keys::new(list)
+    }
+
+    fn secrets(list: &[&str]) -> Vec<Vec<u8>> {
         list.iter().map(|s| s.as_bytes().to_vec()).collect()
     }
 
@@ -389,10 +422,10 @@ mod tests {
 
     #[test]
     fn golden_vector_matches_reference() {
-        let hex: String = mac(b"keyboard cat", ID.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        // The MAC inside our signature, against the reference's HMAC-SHA256 in hex.
+        let signed = sign(ID, b"keyboard cat");
+        let mac = STANDARD_NO_PAD.decode(signed.rsplit('.').next().unwrap()).unwrap();
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex, "3ab6617d32c01c7435d5ba72ccaadbbd7e19177a60e04d9543a707fa23e74699");
         assert_eq!(
             format!("s:{}", sign(ID, b"keyboard cat")),
@@ -484,7 +517,7 @@ mod tests {
 
     #[test]
     fn bad_signatures_are_rejected() {
-        let k = keys(&["keyboard cat"]);
+        let k = secrets(&["keyboard cat"]);
         let good = "zqjNbp9uG9gqa3xOKrPQt0PuZQ2Y9S7M.OrZhfTLAHHQ11bpyzKrbvX4ZF3pg4E2VQ6cH+iPnRpk";
         assert!(unsign(good, &k).is_some());
         for bad in [
@@ -514,8 +547,8 @@ mod tests {
     #[test]
     fn rotation_verifies_with_every_secret_in_order() {
         let signed = sign(ID, b"old");
-        assert_eq!(unsign(&signed, &keys(&["new", "old"])), Some(ID));
-        assert_eq!(unsign(&signed, &keys(&["new"])), None);
+        assert_eq!(unsign(&signed, &secrets(&["new", "old"])), Some(ID));
+        assert_eq!(unsign(&signed, &secrets(&["new"])), None);
     }
 
     #[test]

@@ -269,6 +269,7 @@ impl SessionLayer {
     pub fn build(mut self) -> Result<Self, ConfigError> {
         self.config.validate()?;
         self.built = Some(Arc::new(Shared {
+            keys: crate::cookie::Keys::new(&self.config.secrets),
             config: self.config.clone(),
             store: Arc::clone(&self.store),
         }));

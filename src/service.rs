@@ -141,7 +141,7 @@ where
                 return inner.call(req).await;
             }
             let secure = is_secure(&req, config.proxy);
-            let cookie_id = cookie::find_session_id(req.headers(), &config.name, &config.secrets);
+            let cookie_id = cookie::find_session_id(req.headers(), &config.name, &shared.keys);
             let session = match load(&shared, cookie_id, secure).await {
                 Ok(session) => session,
                 Err(e) => return Ok(error_response(&e)),
