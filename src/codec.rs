@@ -144,44 +144,171 @@ pub fn encode(cookie: &SessionCookie, data: &Data) -> String {
     out
 }
 
-fn decode_cookie(c: &Map<String, Value>) -> SessionCookie {
-    let expires = match c.get("expires") {
-        Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339).ok(),
-        _ => None,
-    };
-    let original_max_age = match c.get("originalMaxAge") {
-        Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        _ => None,
-    };
-    let same_site = match c.get("sameSite") {
-        Some(Value::Bool(true)) => Some(SameSite::Strict),
-        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-            "strict" => Some(SameSite::Strict),
-            "lax" => Some(SameSite::Lax),
-            "none" => Some(SameSite::None),
+/// The `cookie` object's fields as stored, each kept whatever its JSON type (a field of the
+/// wrong type reads as unset, as before); read straight from the text, without building a map.
+#[derive(Default)]
+struct RawCookie {
+    original_max_age: Option<Value>,
+    expires: Option<Value>,
+    path: Option<Value>,
+    domain: Option<Value>,
+    http_only: Option<Value>,
+    secure: Option<Value>,
+    same_site: Option<Value>,
+    partitioned: Option<Value>,
+    priority: Option<Value>,
+}
+
+/// The value of a record's `cookie` key: its fields if it is an object, `None` for any other
+/// JSON value (which express cannot load either).
+struct CookieField(Option<RawCookie>);
+
+impl<'de> serde::Deserialize<'de> for CookieField {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, SeqAccess};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CookieField;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<CookieField, E> {
+                Ok(CookieField(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<CookieField, E> {
+                Ok(CookieField(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<CookieField, E> {
+                Ok(CookieField(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<CookieField, E> {
+                Ok(CookieField(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<CookieField, E> {
+                Ok(CookieField(None))
+            }
+            fn visit_unit<E>(self) -> Result<CookieField, E> {
+                Ok(CookieField(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<CookieField, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(CookieField(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<CookieField, A::Error> {
+                let mut c = RawCookie::default();
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    // A repeated field: the last one counts, as in `JSON.parse`.
+                    let slot = match key.as_ref() {
+                        "originalMaxAge" => &mut c.original_max_age,
+                        "expires" => &mut c.expires,
+                        "path" => &mut c.path,
+                        "domain" => &mut c.domain,
+                        "httpOnly" => &mut c.http_only,
+                        "secure" => &mut c.secure,
+                        "sameSite" => &mut c.same_site,
+                        "partitioned" => &mut c.partitioned,
+                        "priority" => &mut c.priority,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value()?);
+                }
+                Ok(CookieField(Some(c)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl RawCookie {
+    fn into_cookie(self) -> SessionCookie {
+        let expires = match &self.expires {
+            Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339).ok(),
             _ => None,
-        },
-        _ => None,
-    };
-    let priority = match c.get("priority") {
-        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
-            "low" => Some(Priority::Low),
-            "medium" => Some(Priority::Medium),
-            "high" => Some(Priority::High),
+        };
+        let original_max_age = match &self.original_max_age {
+            Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
             _ => None,
-        },
-        _ => None,
-    };
-    SessionCookie {
-        original_max_age,
-        expires,
-        path: c.get("path").and_then(Value::as_str).unwrap_or("/").to_owned(),
-        domain: c.get("domain").and_then(Value::as_str).map(str::to_owned),
-        http_only: c.get("httpOnly").and_then(Value::as_bool).unwrap_or(true),
-        secure: c.get("secure").and_then(Value::as_bool),
-        same_site,
-        partitioned: c.get("partitioned").and_then(Value::as_bool),
-        priority,
+        };
+        let same_site = match &self.same_site {
+            Some(Value::Bool(true)) => Some(SameSite::Strict),
+            Some(Value::String(s)) => [
+                ("strict", SameSite::Strict),
+                ("lax", SameSite::Lax),
+                ("none", SameSite::None),
+            ]
+            .into_iter()
+            .find_map(|(name, v)| s.eq_ignore_ascii_case(name).then_some(v)),
+            _ => None,
+        };
+        let priority = match &self.priority {
+            Some(Value::String(s)) => [
+                ("low", Priority::Low),
+                ("medium", Priority::Medium),
+                ("high", Priority::High),
+            ]
+            .into_iter()
+            .find_map(|(name, v)| s.eq_ignore_ascii_case(name).then_some(v)),
+            _ => None,
+        };
+        let bool_of = |v: &Option<Value>| v.as_ref().and_then(Value::as_bool);
+        SessionCookie {
+            original_max_age,
+            expires,
+            path: match self.path {
+                Some(Value::String(p)) => p,
+                _ => "/".to_owned(),
+            },
+            domain: match self.domain {
+                Some(Value::String(d)) => Some(d),
+                _ => None,
+            },
+            http_only: bool_of(&self.http_only).unwrap_or(true),
+            secure: bool_of(&self.secure),
+            same_site,
+            partitioned: bool_of(&self.partitioned),
+            priority,
+        }
+    }
+}
+
+/// A whole record: its `cookie` field (`None` if there is none), and the data keys in order,
+/// reserved ones dropped.
+struct Doc {
+    cookie: Option<CookieField>,
+    data: Data,
+}
+
+impl<'de> serde::Deserialize<'de> for Doc {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Doc;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a session record object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
+                let mut doc = Doc {
+                    cookie: None,
+                    data: Data::new(),
+                };
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "cookie" {
+                        // A repeated `cookie`: the last one counts, as in `JSON.parse`.
+                        doc.cookie = Some(map.next_value()?);
+                        continue;
+                    }
+                    let value: Value = map.next_value()?;
+                    if !RESERVED_KEYS.contains(&key.as_ref()) {
+                        doc.data.insert(key.into_owned(), value);
+                    }
+                }
+                Ok(doc)
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -191,17 +318,11 @@ pub fn decode(text: &str, max_len: usize) -> Result<(SessionCookie, Data), Decod
     if text.len() > max_len {
         return Err(DecodeError::TooLarge(text.len()));
     }
-    let mut map = match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(DecodeError::NotAnObject(None)),
-        Err(e) => return Err(DecodeError::NotAnObject(Some(e))),
-    };
-    let cookie = match map.shift_remove("cookie") {
-        Some(Value::Object(c)) => decode_cookie(&c),
-        _ => return Err(DecodeError::MissingCookie),
-    };
-    map.retain(|k, _| !RESERVED_KEYS.contains(&k.as_str()));
-    Ok((cookie, map))
+    let doc: Doc = serde_json::from_str(text).map_err(|e| DecodeError::NotAnObject(Some(e)))?;
+    match doc.cookie {
+        Some(CookieField(Some(raw))) => Ok((raw.into_cookie(), doc.data)),
+        _ => Err(DecodeError::MissingCookie),
+    }
 }
 
 /// Order-sensitive equality of two JSON values, as comparing their `JSON.stringify` output would
@@ -291,6 +412,39 @@ mod tests {
             assert!(decode(bad, usize::MAX).is_err(), "{bad}");
         }
         assert!(matches!(decode(text, 10), Err(DecodeError::TooLarge(_))));
+    }
+
+    #[test]
+    fn decode_is_lenient_as_before_and_strict_where_express_is() {
+        // Fields of the wrong type read as unset; unknown cookie fields are ignored.
+        let (c, data) = decode(
+            r#"{"cookie":{"path":5,"httpOnly":"no","expires":7,"sameSite":"LAX","x":[1,{"y":2}]},"a":1}"#,
+            1024,
+        )
+        .unwrap();
+        assert_eq!((c.path.as_str(), c.http_only, c.expires), ("/", true, None));
+        assert_eq!(c.same_site, Some(SameSite::Lax));
+        assert!(same_data(&data, &serde_json::from_str(r#"{"a":1}"#).unwrap()));
+        // A repeated key: the last one counts, in the first one's place, as JSON.parse does.
+        let (c, data) = decode(
+            r#"{"a":1,"cookie":{"path":"/a","path":"/b"},"b":2,"a":3,"cookie":{"path":"/c"}}"#,
+            1024,
+        )
+        .unwrap();
+        assert_eq!(c.path, "/c");
+        assert!(same_data(&data, &serde_json::from_str(r#"{"a":3,"b":2}"#).unwrap()));
+        // No cookie object: not loadable, whatever else `cookie` holds.
+        for text in [
+            r#"{"a":1}"#,
+            r#"{"cookie":null}"#,
+            r#"{"cookie":[{"path":"/"}]}"#,
+            r#"{"cookie":"x"}"#,
+        ] {
+            assert!(matches!(decode(text, 1024), Err(DecodeError::MissingCookie)), "{text}");
+        }
+        for text in ["[]", "1", "\"s\"", "null", "{", "{\"cookie\":{}} x", ""] {
+            assert!(matches!(decode(text, 1024), Err(DecodeError::NotAnObject(_))), "{text}");
+        }
     }
 
     #[test]
