@@ -9,17 +9,12 @@
 mod common;
 
 use std::{
-    net::SocketAddr,
     str::FromStr,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    sync::Arc,
     time::{Duration as StdDuration, Instant},
 };
 
 use async_trait::async_trait;
-use axum::http::StatusCode;
 use express_session::{
     store::conformance::{service_url, unique_name},
     time, PostgresStore, Record, SessionStore, StoreError, Update,
@@ -29,13 +24,11 @@ use sqlx::{
     Connection, PgConnection,
 };
 use time::{Duration, OffsetDateTime};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::watch,
-    task::AbortHandle,
-};
 
-use common::Harness;
+use common::{
+    proxy::{self, Proxy},
+    Harness,
+};
 
 // ---------------------------------------------------------------------------------------------
 // A store on a table of its own.
@@ -419,124 +412,11 @@ async fn continuously_delete_expired_runs_only_when_spawned() {
 // ---------------------------------------------------------------------------------------------
 // Outages, through a TCP proxy the test controls.
 
-/// Forwards 127.0.0.1:<port> to the database. `pause` holds bytes (a hung server), `sever`
-/// drops every connection and refuses new ones (a server that went down).
-struct Proxy {
-    addr: SocketAddr,
-    paused: watch::Sender<bool>,
-    down: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<AbortHandle>>>,
-    accept: AbortHandle,
-}
-
-impl Proxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (paused, _) = watch::channel(false);
-        let down = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
-        let accept = {
-            let (paused, down, conns) = (paused.clone(), down.clone(), conns.clone());
-            tokio::spawn(async move {
-                loop {
-                    let Ok((client, _)) = listener.accept().await else {
-                        return;
-                    };
-                    if down.load(Ordering::SeqCst) {
-                        continue;
-                    }
-                    let Ok(server) = TcpStream::connect(target).await else {
-                        continue;
-                    };
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    let up = tokio::spawn(forward(cr, sw, paused.subscribe()));
-                    let back = tokio::spawn(forward(sr, cw, paused.subscribe()));
-                    conns.lock().unwrap().extend([up.abort_handle(), back.abort_handle()]);
-                }
-            })
-            .abort_handle()
-        };
-        Self {
-            addr,
-            paused,
-            down,
-            conns,
-            accept,
-        }
-    }
-
-    fn pause(&self) {
-        self.paused.send_replace(true);
-    }
-
-    fn resume(&self) {
-        self.paused.send_replace(false);
-    }
-
-    fn sever(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.down.store(false, Ordering::SeqCst);
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.sever();
-    }
-}
-
-async fn forward(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut paused: watch::Receiver<bool>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let Ok(n) = from.read(&mut buf).await else { return };
-        if n == 0 {
-            return;
-        }
-        if paused.wait_for(|p| !p).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Sends `GET /get` with the cookie until it answers `bob`, for at most 10 s.
-async fn recovers(h: &Harness, cookie: &str) -> bool {
-    let deadline = Instant::now() + StdDuration::from_secs(10);
-    loop {
-        let r = h.get("/get", Some(cookie)).await;
-        if r.status == StatusCode::OK && r.body == "bob" {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(StdDuration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_gives_prompt_503_spares_cookieless_requests_and_recovers() {
     let Some(url) = service_url("DATABASE_URL") else { return };
     let direct = PgConnectOptions::from_str(&url).unwrap();
-    let target: SocketAddr = tokio::net::lookup_host((direct.get_host(), direct.get_port()))
-        .await
-        .unwrap()
-        .next()
-        .unwrap();
-    let proxy = Proxy::start(target).await;
+    let proxy = Proxy::start((direct.get_host(), direct.get_port())).await;
     let name = unique_name("es_pg_fault_");
     let pool = PgPoolOptions::new()
         .max_connections(4)
@@ -545,7 +425,7 @@ async fn outage_gives_prompt_503_spares_cookieless_requests_and_recovers() {
             direct
                 .clone()
                 .host("127.0.0.1")
-                .port(proxy.addr.port())
+                .port(proxy.addr().port())
                 .options([("TimeZone", "UTC")]),
         )
         .await
@@ -563,32 +443,5 @@ async fn outage_gives_prompt_503_spares_cookieless_requests_and_recovers() {
         }),
         |l| l,
     );
-    let cookie = h.get("/set", None).await.cookie();
-    h.get("/get", Some(&cookie)).await.assert_ok("bob");
-
-    for outage in ["paused", "severed"] {
-        if outage == "paused" {
-            proxy.pause();
-        } else {
-            proxy.sever();
-        }
-        let started = Instant::now();
-        let r = h.get("/get", Some(&cookie)).await;
-        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{outage}: {r:?}");
-        assert!(
-            started.elapsed() < StdDuration::from_secs(4),
-            "{outage}: {:?}",
-            started.elapsed()
-        );
-        // A request without a cookie that writes nothing never asks the store.
-        h.counting.reset();
-        h.get("/noop", None).await.assert_ok("ok");
-        assert_eq!(h.counts().total(), 0, "{outage}");
-        if outage == "paused" {
-            proxy.resume();
-        } else {
-            proxy.restore();
-        }
-        assert!(recovers(&h, &cookie).await, "{outage}: no recovery");
-    }
+    proxy::outage_gives_prompt_503_spares_cookieless_requests_and_recovers(&proxy, &h).await;
 }

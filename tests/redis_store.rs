@@ -6,10 +6,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
+    sync::{Arc, Mutex},
     time::{Duration as StdDuration, Instant},
 };
 
@@ -24,13 +21,10 @@ use express_session::{
 };
 use http_body_util::BodyExt;
 use rd::AsyncCommands;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    sync::watch,
-    task::AbortHandle,
-};
+use tokio::net::TcpStream;
 use tower::ServiceExt;
+
+use common::proxy::{Direction, Proxy, Tap};
 
 // ---------------------------------------------------------------------------------------------
 // Stores under test
@@ -543,8 +537,9 @@ async fn connect_fails_promptly_when_nothing_listens() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A TCP proxy the test controls: pause (hold bytes), sever (drop connections, refuse new ones),
-// and a log of the commands it forwards to Redis, grouped into round trips.
+// A TCP proxy the test controls (tests/common/proxy.rs: pause holds bytes, sever drops
+// connections and refuses new ones), and a log of the commands it forwards to Redis, grouped
+// into round trips.
 
 #[derive(Default)]
 struct Wire {
@@ -596,80 +591,35 @@ fn parse_command(buf: &[u8]) -> Option<(Vec<String>, usize)> {
     Some((args, at))
 }
 
-struct Proxy {
-    addr: SocketAddr,
-    paused: watch::Sender<bool>,
-    down: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<AbortHandle>>>,
+/// A [`Proxy`] to Redis that logs the commands it forwards, grouped into round trips. Derefs
+/// to the proxy for `pause`, `sever` and the rest.
+struct RedisProxy {
+    proxy: Proxy,
     wire: Arc<Mutex<Wire>>,
-    accept: AbortHandle,
 }
 
-impl Proxy {
+impl RedisProxy {
     /// A proxy on `127.0.0.1:0` to the Redis of `REDIS_URL`.
     async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (paused, _) = watch::channel(false);
-        let down = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
         let wire = Arc::new(Mutex::new(Wire::default()));
-        let accept = {
-            let (paused, down, conns, wire) = (paused.clone(), down.clone(), conns.clone(), wire.clone());
-            tokio::spawn(async move {
-                loop {
-                    let Ok((client, _)) = listener.accept().await else {
-                        return;
-                    };
-                    if down.load(Ordering::SeqCst) {
-                        drop(client);
-                        continue;
-                    }
-                    let Ok(server) = TcpStream::connect(target).await else {
-                        continue;
-                    };
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    let up = tokio::spawn(forward(cr, sw, paused.subscribe(), wire.clone(), true));
-                    let back = tokio::spawn(forward(sr, cw, paused.subscribe(), wire.clone(), false));
-                    conns.lock().unwrap().extend([up.abort_handle(), back.abort_handle()]);
+        let tap: Tap = {
+            let wire = wire.clone();
+            Arc::new(move |direction: Direction, bytes: &[u8]| {
+                let mut wire = wire.lock().unwrap();
+                match direction {
+                    Direction::ToServer => wire.client_sent(bytes),
+                    Direction::ToClient => wire.server_sent(),
                 }
             })
-            .abort_handle()
         };
         Self {
-            addr,
-            paused,
-            down,
-            conns,
+            proxy: Proxy::start_with_tap(target, tap).await,
             wire,
-            accept,
         }
     }
 
     fn url(&self) -> String {
-        format!("redis://{}", self.addr)
-    }
-
-    /// Stop forwarding bytes in both directions; connections stay open.
-    fn pause(&self) {
-        self.paused.send_replace(true);
-    }
-
-    fn resume(&self) {
-        self.paused.send_replace(false);
-    }
-
-    /// Drop every connection and refuse new ones, as a Redis that went down.
-    fn sever(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.down.store(false, Ordering::SeqCst);
+        format!("redis://{}", self.proxy.addr())
     }
 
     fn round_trips(&self) -> u64 {
@@ -687,43 +637,11 @@ impl Proxy {
     }
 }
 
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        for c in self.conns.lock().unwrap().drain(..) {
-            c.abort();
-        }
-    }
-}
+impl std::ops::Deref for RedisProxy {
+    type Target = Proxy;
 
-async fn forward(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    mut paused: watch::Receiver<bool>,
-    wire: Arc<Mutex<Wire>>,
-    from_client: bool,
-) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        // While paused, hold the bytes read.
-        if paused.wait_for(|p| !*p).await.is_err() {
-            return;
-        }
-        {
-            let mut wire = wire.lock().unwrap();
-            if from_client {
-                wire.client_sent(&buf[..n]);
-            } else {
-                wire.server_sent();
-            }
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
+    fn deref(&self) -> &Proxy {
+        &self.proxy
     }
 }
 
@@ -797,7 +715,7 @@ async fn send(app: &Router, path: &str, cookie: Option<&str>) -> Reply {
     Reply { status, cookie, body }
 }
 
-async fn proxied_store(proxy: &Proxy, prefix: &str) -> RedisStore {
+async fn proxied_store(proxy: &RedisProxy, prefix: &str) -> RedisStore {
     RedisStore::builder()
         .prefix(prefix)
         .command_timeout(StdDuration::from_millis(500))
@@ -810,7 +728,7 @@ async fn proxied_store(proxy: &Proxy, prefix: &str) -> RedisStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paused_redis_gives_prompt_503_and_recovers_with_data_intact() {
     let Some(url) = service_url("REDIS_URL") else { return };
-    let proxy = Proxy::start(redis_addr(&url)).await;
+    let proxy = RedisProxy::start(redis_addr(&url)).await;
     let prefix = unique_name("es-test:");
     let proxied = proxied_store(&proxy, &prefix).await;
     let cleanup = Cleaned(
@@ -860,7 +778,7 @@ async fn paused_redis_gives_prompt_503_and_recovers_with_data_intact() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_connection_gives_503_and_reconnects_by_itself() {
     let Some(url) = service_url("REDIS_URL") else { return };
-    let proxy = Proxy::start(redis_addr(&url)).await;
+    let proxy = RedisProxy::start(redis_addr(&url)).await;
     let prefix = unique_name("es-test:");
     let cleanup = Cleaned(
         RedisStore::builder()
@@ -901,7 +819,7 @@ async fn lost_connection_gives_503_and_reconnects_by_itself() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_cost_one_round_trip_to_read_or_create_and_two_to_write() {
     let Some(url) = service_url("REDIS_URL") else { return };
-    let proxy = Proxy::start(redis_addr(&url)).await;
+    let proxy = RedisProxy::start(redis_addr(&url)).await;
     let prefix = unique_name("es-test:");
     let proxied = proxied_store(&proxy, &prefix).await;
     let cleanup = Cleaned(

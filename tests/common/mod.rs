@@ -9,6 +9,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod http_suite;
+pub mod proxy;
 
 use std::sync::{
     atomic::{AtomicU8, Ordering},
