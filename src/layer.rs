@@ -247,10 +247,13 @@ impl SessionLayer {
 
     setter! {
         /// How often a save that meets concurrent writers is merged and retried before it fails
-        /// with [`SessionError::Conflict`](crate::SessionError::Conflict). Default 100: under
-        /// contention each round lets at least one writer through, so 64 simultaneous writers of
-        /// one session all succeed; after a few conflicts a retry first waits a short random
-        /// time (at most 5 ms) so that writers spread out.
+        /// with [`SessionError::Conflict`](crate::SessionError::Conflict). Default 100.
+        ///
+        /// Saves of one session through this layer never conflict with each other: they take
+        /// turns and write together (see the crate docs, "Concurrency"). Conflicts come from
+        /// other processes (or other layers) writing the same session; under such contention
+        /// each round lets at least one writer through, and after a few conflicts a retry first
+        /// waits a short random time (at most 5 ms) so that writers spread out.
         max_save_retries: u32 => |c, v| c.max_save_retries = v
     }
 
@@ -272,6 +275,7 @@ impl SessionLayer {
             keys: crate::cookie::Keys::new(&self.config.secrets),
             config: self.config.clone(),
             store: Arc::clone(&self.store),
+            turns: crate::turns::SaveTurns::new(),
         }));
         Ok(self)
     }

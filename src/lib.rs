@@ -73,10 +73,19 @@
 //! 2. After [`Session::destroy`] or [`Session::regenerate`] returns, no request that loaded the
 //!    old session can bring it back: its save finds the record gone, writes nothing and logs a
 //!    warning.
-//! 3. No lock is held across handlers. A save is one compare-and-set on the record's content;
-//!    on a conflict the request's own changes are replayed onto the current record and the save
-//!    is retried (up to [`SessionLayer::max_save_retries`] times, then
-//!    [`SessionError::Conflict`]).
+//! 3. No lock is held across handlers, and no request waits for another session's. A save is
+//!    one compare-and-set on the record's content; on a conflict the request's own changes are
+//!    replayed onto the current record and the save is retried (up to
+//!    [`SessionLayer::max_save_retries`] times, then [`SessionError::Conflict`]).
+//!
+//! Saves of one session through one layer take turns, only for the length of the store call:
+//! a save that finds another save of the same session in flight waits for it, and the next
+//! turn writes all the saves that queued meanwhile in one compare-and-set, each request's
+//! changes replayed in the order they arrived, on top of the record the turn before wrote. So
+//! 64 simultaneous writers of one session in one process cost a handful of store writes, with
+//! no conflict and no retry (express-session and tower-sessions write each request's whole
+//! session back, so concurrent writers overwrite each other's changes).
+//! Conflicts, with their merge and retry, happen only between processes sharing a store.
 //!
 //! ## Timeouts
 //!
@@ -158,6 +167,7 @@ mod layer;
 mod service;
 mod session;
 pub mod store;
+mod turns;
 
 pub use config::{
     Priority, SameSite, Secure, Unset, CREATED_AT_KEY, DEFAULT_MAX_RECORD_SIZE, DEFAULT_MAX_SAVE_RETRIES, DEFAULT_NAME,

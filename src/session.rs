@@ -15,6 +15,7 @@ use crate::{
     cookie::{self, SessionCookie},
     error::SessionError,
     store::{Record, SessionStore, Update},
+    turns::{SaveTurns, Ticket, Turn},
 };
 
 /// What a layer's sessions share: the configuration and the store.
@@ -23,6 +24,8 @@ pub(crate) struct Shared {
     /// The secrets, keyed for HMAC once.
     pub(crate) keys: cookie::Keys,
     pub(crate) store: Arc<dyn SessionStore>,
+    /// Saves of one session from this process take turns (see [`crate::turns`]).
+    pub(crate) turns: SaveTurns<Session>,
 }
 
 impl Shared {
@@ -590,14 +593,56 @@ impl Session {
 
     /// Writes the session: `create` for a new one, compare-and-set `update` otherwise, merging
     /// this request's changes onto the current record on a conflict.
+    ///
+    /// Updates of one session from this layer take turns ([`crate::turns`]): each builds on the
+    /// record the one before wrote, and the turn holder writes the changes of the saves queued
+    /// behind it in the same compare-and-set, so N concurrent writers of one session cost about
+    /// one store write per turn instead of N conflicting ones.
     async fn persist(&self) -> Result<(), SessionError> {
         let config = &self.shared.config;
         let store = &self.shared.store;
         let mut attempts = 0u32;
+        // This save's turn, taken before its first compare-and-set and kept through retries.
+        let mut turn: Option<Turn<'_, Session>> = None;
         loop {
-            let (id, record, expected, data) = {
+            let id = {
                 let g = self.lock();
                 g.live()?;
+                g.stored.is_some().then(|| g.id.clone())
+            };
+            if let Some(id) = id {
+                if turn.as_ref().map(Turn::id) != Some(id.as_str()) {
+                    drop(turn.take()); // never hold two sessions' turns
+                    let t = self.shared.turns.take(&id, self.clone()).await;
+                    if t.saved_by_another() {
+                        // The holder before wrote this request's changes with its own, and
+                        // updated this session as after a save of its own.
+                        return Ok(());
+                    }
+                    turn = Some(t);
+                }
+            }
+            let (id, record, expected, data) = {
+                let mut g = self.lock();
+                g.live()?;
+                // A save of this session from this process landed since this request loaded
+                // it: build on what that save wrote, not on a record known to be replaced.
+                let newer = match (&turn, &g.stored) {
+                    (Some(t), Some(stored)) if t.id() == g.id => t.newer_than(stored),
+                    _ => None,
+                };
+                if let Some((newer, theirs)) = newer {
+                    let theirs = match theirs {
+                        Some(data) => Some(Data::clone(data)),
+                        None => codec::decode(&newer.data, config.max_record_size).ok().map(|(_, d)| d),
+                    };
+                    if let Some(theirs) = theirs {
+                        let merged = apply(&g.changes, theirs);
+                        g.data = Arc::new(merged);
+                        g.mutated = true;
+                        g.stored = Some(newer.clone());
+                    }
+                }
                 (g.id.clone(), g.record(), g.stored.clone(), Arc::clone(&g.data))
             };
             if record.data.len() > config.max_record_size {
@@ -627,17 +672,25 @@ impl Session {
                 self.lock().id = new_id;
                 continue;
             };
+            // The saves queued behind this one go into the same write, in the order they came.
+            let queued = match turn.as_mut() {
+                Some(t) if t.id() == id => t.take_queued(),
+                _ => Vec::new(),
+            };
+            let (record, data, batch) = self.fold_queued(&id, record, data, queued);
             match store.update(&id, &record, &expected).await? {
                 Update::Done => {
-                    let mut g = self.lock();
-                    if g.id == id {
-                        g.store_expires = record.expires;
-                        g.stored = Some(record);
-                        g.saved = Some(data);
-                        g.changes.clear();
+                    if let Some(t) = turn.as_mut().filter(|t| t.id() == id) {
+                        t.wrote(&expected, record.clone(), Arc::clone(&data));
                     }
+                    for (other, ticket) in batch {
+                        other.saved_as(&id, &record, &data);
+                        ticket.done();
+                    }
+                    self.saved_as(&id, &record, &data);
                     return Ok(());
                 }
+                // Not written: the queued saves (their tickets dropped) save themselves in turn.
                 Update::Gone => {
                     tracing::warn!("session was destroyed by a concurrent request; its late save is dropped");
                     let mut g = self.lock();
@@ -648,6 +701,7 @@ impl Session {
                     return Err(SessionError::Destroyed);
                 }
                 Update::Conflict(current) => {
+                    drop(batch);
                     if attempts > config.max_save_retries {
                         return Err(SessionError::Conflict);
                     }
@@ -673,6 +727,60 @@ impl Session {
                     g.stored = Some(current);
                 }
             }
+        }
+    }
+
+    /// Folds the changes of the saves queued behind this one into this save's `record`: each
+    /// one's changes replayed in turn onto `data`, and the cookie of the last. Returns the
+    /// record to write, its data, and the saves it includes. A queued save that is no longer a
+    /// live save of `id` is left out (its ticket dropped: it saves itself), and so are all of
+    /// them if together they make the record too large.
+    fn fold_queued(
+        &self,
+        id: &str,
+        record: Record,
+        data: Arc<Data>,
+        queued: Vec<(Session, Ticket)>,
+    ) -> (Record, Arc<Data>, Vec<(Session, Ticket)>) {
+        if queued.is_empty() {
+            return (record, data, queued);
+        }
+        let mut merged = Data::clone(&data);
+        let mut cookie = None;
+        let mut batch = Vec::with_capacity(queued.len());
+        for (other, ticket) in queued {
+            let g = other.lock();
+            if g.state != State::Live || g.id != id || g.stored.is_none() {
+                continue;
+            }
+            merged = apply(&g.changes, merged);
+            cookie = Some(g.cookie.clone());
+            drop(g);
+            batch.push((other, ticket));
+        }
+        let Some(cookie) = cookie else {
+            return (record, data, batch);
+        };
+        let folded = Record::new(codec::encode(&cookie, &merged), cookie.expires);
+        if folded.data.len() > self.shared.config.max_record_size {
+            // Too large together: each saves on its own, and only the one that overflows fails.
+            return (record, data, Vec::new());
+        }
+        (folded, Arc::new(merged), batch)
+    }
+
+    /// Updates this session as after its own successful save of `record` (with `data`) as `id`.
+    fn saved_as(&self, id: &str, record: &Record, data: &Arc<Data>) {
+        let mut g = self.lock();
+        if g.id == id {
+            if !Arc::ptr_eq(&g.data, data) {
+                g.data = Arc::clone(data);
+                g.mutated = true;
+            }
+            g.store_expires = record.expires;
+            g.stored = Some(record.clone());
+            g.saved = Some(Arc::clone(data));
+            g.changes.clear();
         }
     }
 

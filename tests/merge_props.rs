@@ -4,7 +4,10 @@
 //!
 //! The requests go through the real `SessionLayer`. A store wrapper parks each request's load
 //! and its first save until the test lets it through, so the interleaving is chosen exactly,
-//! without timing.
+//! without timing. Each request goes through its own layer over the one store, as two server
+//! processes would: saves of one session within one layer take turns (so they never race each
+//! other's compare-and-set), and the merge on conflict, which this checks, is what remains
+//! between processes.
 //!
 //! The promised state is the save-order replay: each request's changes, in the order its handler
 //! made them, replayed onto whatever the store held when its save went through. So for different
@@ -231,8 +234,13 @@ fn request(svc: &Svc, path: &str, cookie: Option<&str>) -> impl Future<Output = 
 async fn run(case: Arc<Case>, order: &[Step]) -> BTreeMap<String, Value> {
     let store = Arc::new(SteppedStore::default());
     let (ran_tx, mut ran) = mpsc::unbounded_channel();
-    let svc = app(Arc::clone(&store), case, ran_tx);
-    let seeded = request(&svc, "/seed", None).await;
+    // Two layers over one store: two server processes sharing it.
+    let svcs = [
+        app(Arc::clone(&store), Arc::clone(&case), ran_tx.clone()),
+        app(Arc::clone(&store), case, ran_tx),
+    ];
+    let svc = &svcs[0];
+    let seeded = request(svc, "/seed", None).await;
     let cookie = seeded.headers()[header::SET_COOKIE]
         .to_str()
         .unwrap()
@@ -245,7 +253,7 @@ async fn run(case: Arc<Case>, order: &[Step]) -> BTreeMap<String, Value> {
     let mut tasks: Vec<_> = (0..2)
         .map(|s| {
             Some(tokio::spawn(
-                WHO.scope(s, request(&svc, &format!("/run/{s}"), Some(&cookie))),
+                WHO.scope(s, request(&svcs[s], &format!("/run/{s}"), Some(&cookie))),
             ))
         })
         .collect();
@@ -270,7 +278,7 @@ async fn run(case: Arc<Case>, order: &[Step]) -> BTreeMap<String, Value> {
             }
         }
     }
-    let dump = request(&svc, "/dump", Some(&cookie)).await;
+    let dump = request(svc, "/dump", Some(&cookie)).await;
     let mut data: BTreeMap<String, Value> = serde_json::from_str(dump.body()).unwrap();
     assert_eq!(data.remove("seeded"), Some(Value::Bool(true)));
     data
