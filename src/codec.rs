@@ -12,7 +12,7 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use crate::{
     config::{Priority, SameSite},
-    cookie::SessionCookie,
+    cookie::{js_date, SessionCookie},
 };
 
 /// The session data: JSON values by key, in insertion order.
@@ -225,7 +225,8 @@ impl<'de> serde::Deserialize<'de> for CookieField {
 impl RawCookie {
     fn into_cookie(self) -> SessionCookie {
         let expires = match &self.expires {
-            Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339).ok(),
+            // As `new Date(s)` holds it, so that it is written back as it was read.
+            Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339).ok().map(js_date),
             _ => None,
         };
         let original_max_age = match &self.original_max_age {
@@ -455,6 +456,26 @@ mod tests {
         let text = encode(&c, &data);
         let (_, d) = decode(&text, usize::MAX).unwrap();
         assert!(same_data(&d, &data));
+    }
+
+    #[test]
+    fn expires_is_read_as_a_javascript_date_so_it_is_written_back_as_read() {
+        // Found by fuzzing (`fuzz/`, tests/fuzz_props.rs): a fraction finer than a millisecond
+        // changed on every save; an offset that put the instant before year 0000 was written
+        // as `-001-…`, which reads back as no expiry; and past year 9999, encoding panicked.
+        for (stored, written) in [
+            ("2026-01-01T00:00:00.0001Z", "2026-01-01T00:00:00.000Z"),
+            ("9999-12-31T23:59:59.9999999Z", "9999-12-31T23:59:59.999Z"),
+            ("2026-06-30T23:59:60Z", "2026-06-30T23:59:59.999Z"),
+            ("2026-01-01T12:00:00.5+05:30", "2026-01-01T06:30:00.500Z"),
+            ("0000-01-01T00:00:00+00:01", "0000-01-01T00:00:00.000Z"),
+            ("9999-12-31T23:00:00.000-03:00", "9999-12-31T23:59:59.999Z"),
+        ] {
+            let (c, data) = decode(&format!(r#"{{"cookie":{{"expires":"{stored}"}}}}"#), 1024).unwrap();
+            let text = encode(&c, &data);
+            assert!(text.contains(&format!(r#""expires":"{written}""#)), "{stored}: {text}");
+            assert_eq!(decode(&text, 1024).unwrap().0, c, "{stored}");
+        }
     }
 
     #[test]

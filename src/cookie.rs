@@ -6,7 +6,11 @@ use hmac::{Hmac, Mac};
 use http::{header::COOKIE, HeaderMap, HeaderValue};
 use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use sha2::Sha256;
-use time::{format_description::FormatItem, macros::format_description, Duration, OffsetDateTime};
+use time::{
+    format_description::FormatItem,
+    macros::{datetime, format_description},
+    Duration, OffsetDateTime, UtcOffset,
+};
 
 use crate::config::{CookieConfig, Priority, SameSite, Secure, MAX_COOKIE_VALUE_LEN};
 
@@ -297,7 +301,7 @@ impl SessionCookie {
     pub(crate) fn set_expires_at(&mut self, expires: Option<OffsetDateTime>, now: OffsetDateTime) {
         // JavaScript dates have millisecond precision: computing at finer precision would let
         // a later touch land just before the configured expiry, a second early in `Expires`.
-        let (expires, now) = (expires.map(floor_ms), floor_ms(now));
+        let (expires, now) = (expires.map(js_date), js_date(now));
         self.expires = expires;
         self.original_max_age = expires.map(|e| clamp_ms(e - now));
     }
@@ -374,8 +378,16 @@ pub(crate) fn add_clamped(t: OffsetDateTime, d: Duration) -> OffsetDateTime {
     })
 }
 
-/// Truncates an instant to whole milliseconds, as a JavaScript `Date` holds it.
-fn floor_ms(t: OffsetDateTime) -> OffsetDateTime {
+/// An instant as a JavaScript `Date` holds it and a record can carry it: in UTC, truncated to
+/// whole milliseconds, and within the four-digit years of an ISO string (an offset can put a
+/// stored time up to a day outside them, where converting it to UTC would panic).
+pub(crate) fn js_date(t: OffsetDateTime) -> OffsetDateTime {
+    let (first, last) = (datetime!(0000-01-01 0:00 UTC), datetime!(9999-12-31 23:59:59.999 UTC));
+    let t = match t.checked_to_offset(UtcOffset::UTC) {
+        Some(utc) => utc.clamp(first, last),
+        None if t.offset().is_negative() => last,
+        None => first,
+    };
     t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
         .unwrap_or(t)
 }
@@ -615,6 +627,24 @@ mod tests {
         c.touch_at(now + Duration::nanoseconds(1));
         assert_eq!(c.expires, Some(at));
         assert!(c.set_cookie("n", "v").contains("Expires=Sun, 04 Jan 2026 12:00:00 GMT"));
+    }
+
+    #[test]
+    fn expiry_past_the_calendar_ends_clamps_instead_of_panicking() {
+        // Seen while fuzzing the record codec: 9999-12-31 23:00 at -03:00 is past year 9999 in
+        // UTC, where converting it for `Expires` or for the stored record panicked.
+        let now = datetime!(2026-01-01 12:00:00 UTC);
+        let mut c = SessionCookie::from_config(&CookieConfig::default(), false, now);
+        c.set_expires_at(Some(datetime!(9999-12-31 23:00 -03:00)), now);
+        assert_eq!(c.expires, Some(datetime!(9999-12-31 23:59:59.999 UTC)));
+        assert!(c
+            .set_cookie("n", "v")
+            .contains("; Expires=Fri, 31 Dec 9999 23:59:59 GMT"));
+        c.set_expires_at(Some(datetime!(0000-01-01 0:00 +01:00)), now);
+        assert_eq!(c.expires, Some(datetime!(0000-01-01 0:00 UTC)));
+        assert!(c
+            .set_cookie("n", "v")
+            .contains("; Expires=Sat, 01 Jan 0000 00:00:00 GMT"));
     }
 
     #[test]
