@@ -251,5 +251,11 @@ fi
 [ "$groups" = redis ] || ratios memory
 [ "$groups" = memory ] || ratios redis
 say ""
+say "cmds/req: Redis commands per request from INFO commandstats, which also counts the commands a"
+say "Lua script runs (our compare-and-set is one EVALSHA running GET and SET: one round trip, three"
+say "commands). lost: increments answered 2xx minus the final counter; wrk does not count the requests"
+say "in flight when it stops (up to $conns after the warm-up and $conns after the run), so down to"
+say "-$((2 * conns)) means none was lost."
+say ""
 say "Load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 log "table saved to $results"
