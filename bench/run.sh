@@ -7,8 +7,10 @@
 # Every server serves the same routes (/hello, /, /get, /inc, /count; see
 # examples/bench_server.rs) on 127.0.0.1 and is pinned to CPU $BENCH_SERVER_CPU (0); wrk (one
 # thread, $BENCH_CONNS connections) and the benchmark's own Redis are pinned to $BENCH_WRK_CPU (1).
-# Each (server, scenario) gets a fresh server process, a warm-up of $BENCH_WARMUP and a measured
-# run of $BENCH_DURATION. Scenarios:
+# Each (server, scenario) gets a fresh server process, a warm-up of $BENCH_WARMUP (2s) and a
+# measured run of $BENCH_DURATION (6s), once in each of $BENCH_ROUNDS (3) rounds; the table gives
+# the median and the spread over the rounds (single runs on a shared machine vary by ±15%).
+# Scenarios:
 #   hello  GET /hello, no cookie (the layer on a request that never uses the session)
 #   new    GET /      without a cookie: every request creates and saves a session
 #   read   GET /get   with one session's cookie
@@ -23,8 +25,9 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 groups=${1:-all}
-duration=${BENCH_DURATION:-10s}
+duration=${BENCH_DURATION:-6s}
 warmup=${BENCH_WARMUP:-2s}
+rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-64}
 port=${BENCH_PORT:-3700}
 redis_port=${BENCH_REDIS_PORT:-6391}
@@ -144,13 +147,14 @@ run_wrk() {
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-declare -A bare_rps # "store:scenario" -> bare axum's req/s in the same group
-rows=()
-store=memory
+# Results of every measurement, by "server:scenario:round" (server names include the store).
+declare -A rps p50 p99 errs rss cmds lost
+servers_of() { echo "axum ours-$1 tower-sessions-$1 express-$1"; }
+scenarios="hello new read write"
 
-# measure SERVER SCENARIO: one fresh server, warm-up, measured run, one table row.
+# measure SERVER SCENARIO ROUND: one fresh server, warm-up, measured run; keeps the numbers.
 measure() {
-  local name=$1 scenario=$2 path cookie="" calls0=0 calls1=0
+  local name=$1 scenario=$2 round=$3 path cookie="" calls0=0 calls1=0 key=$1:$2:$3
   start_server "$name"
   case $scenario in
     hello) path=/hello ;;
@@ -162,75 +166,89 @@ measure() {
     cookie=$(new_cookie)
     [ -n "$cookie" ] || { echo "$name gave no session cookie" >&2; exit 1; }
   fi
-  local warm res
+  local warm res requests seconds non2xx
   warm=$(run_wrk "$warmup" "$path" "$cookie")
   [[ $name == *redis ]] && calls0=$(redis_calls)
   res=$(run_wrk "$duration" "$path" "$cookie")
   [[ $name == *redis ]] && calls1=$(redis_calls)
-  local requests seconds non2xx errors p50 p99 rps hwm cmds="-" lost="-" ratio="-"
   requests=$(field requests "$res")
   seconds=$(field seconds "$res")
   non2xx=$(field non2xx "$res")
-  errors=$(field errors "$res")
-  p50=$(field p50_us "$res")
-  p99=$(field p99_us "$res")
-  rps=$(awk -v r="$requests" -v s="$seconds" 'BEGIN { printf "%.0f", r / s }')
+  rps[$key]=$(awk -v r="$requests" -v s="$seconds" 'BEGIN { printf "%.0f", r / s }')
+  p50[$key]=$(field p50_us "$res")
+  p99[$key]=$(field p99_us "$res")
+  errs[$key]=$((non2xx + $(field errors "$res")))
+  lost[$key]=-
   if [ "$scenario" = write ] && [ "$name" != axum ]; then
     local ok count
     ok=$(($(field requests "$warm") - $(field non2xx "$warm") + requests - non2xx))
     count=$(curl -s --max-time 5 -H "Cookie: $cookie" "$base/count")
-    lost=$((ok - count))
+    lost[$key]=$((ok - count))
   fi
-  hwm=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$server_pid/status")
+  rss[$key]=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$server_pid/status")
   stop_server
+  cmds[$key]=-
   if [[ $name == *redis ]]; then
-    cmds=$(awk -v c=$((calls1 - calls0)) -v r="$requests" 'BEGIN { printf "%.2f", c / r }')
+    cmds[$key]=$(awk -v c=$((calls1 - calls0)) -v r="$requests" 'BEGIN { printf "%.2f", c / r }')
   fi
-  if [ "$name" = axum ]; then bare_rps[$store:$scenario]=$rps; fi
-  if [ -n "${bare_rps[$store:$scenario]:-}" ]; then
-    ratio=$(awk -v a="$rps" -v b="${bare_rps[$store:$scenario]}" 'BEGIN { printf "%.2f", a / b }')
-  fi
-  rows+=("$name $scenario $rps")
-  say "$(printf '| %-21s | %-5s | %8s | %7.2f | %7.2f | %5s | %6s | %5s | %8s | %7s |' \
-    "$name" "$scenario" "$rps" "$(awk -v u="$p50" 'BEGIN { print u / 1000 }')" \
-    "$(awk -v u="$p99" 'BEGIN { print u / 1000 }')" "$ratio" "$((non2xx + errors))" "$hwm" "$cmds" "$lost")"
+  log "$name $scenario round $round: ${rps[$key]} req/s"
 }
 
-header() {
-  say ""
-  say "| server                | scen. |    req/s | p50 ms  | p99 ms  | ×axum | errors | RSS MB | cmds/req | lost    |"
-  say "|-----------------------|-------|---------:|--------:|--------:|------:|-------:|-------:|---------:|--------:|"
+# median, min and max of the numbers on stdin, one a line: "median min max".
+stats() { sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.0f %.0f %.0f\n", m, v[1], v[NR] }'; }
+# values ARRAY SERVER SCENARIO: that array's value for each round, one a line.
+values() {
+  local -n arr=$1
+  local r
+  for r in $(seq 1 "$rounds"); do echo "${arr[$2:$3:$r]}"; done
 }
+median_of() { values "$@" | stats | cut -d' ' -f1; }
 
-group() {
-  store=$1
-  header
-  for scenario in hello new read write; do
-    measure axum "$scenario"
-    for server in "ours-$store" "tower-sessions-$store" "express-$store"; do
-      measure "$server" "$scenario"
+# Rounds: every (server, scenario) once per round, so slow drift of the machine touches every
+# contender alike; the table gives medians over the rounds.
+run_group() {
+  local store=$1 round scenario server
+  for round in $(seq 1 "$rounds"); do
+    for scenario in $scenarios; do
+      for server in $(servers_of "$store"); do
+        measure "$server" "$scenario" "$round"
+      done
     done
   done
 }
 
-# ratios STORE: ours against each peer, per scenario.
+table() {
+  local store=$1 scenario server med lo hi bare ratio worst_lost
+  say ""
+  say "| server                | scen. | req/s (median) | min–max         | p50 ms | p99 ms | ×axum | errors | RSS MB | cmds/req | lost |"
+  say "|-----------------------|-------|---------------:|-----------------|-------:|-------:|------:|-------:|-------:|---------:|-----:|"
+  for scenario in $scenarios; do
+    bare=$(median_of rps axum "$scenario")
+    for server in $(servers_of "$store"); do
+      read -r med lo hi < <(values rps "$server" "$scenario" | stats)
+      ratio=$(awk -v a="$med" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')
+      worst_lost=$(values lost "$server" "$scenario" | sort -n | tail -1)
+      say "$(printf '| %-21s | %-5s | %14s | %-15s | %6.2f | %6.2f | %5s | %6s | %6s | %8s | %4s |' \
+        "$server" "$scenario" "$med" "$lo–$hi" \
+        "$(awk -v u="$(median_of p50 "$server" "$scenario")" 'BEGIN { print u / 1000 }')" \
+        "$(awk -v u="$(median_of p99 "$server" "$scenario")" 'BEGIN { print u / 1000 }')" \
+        "$ratio" "$(values errs "$server" "$scenario" | awk '{ n += $1 } END { print n }')" \
+        "$(values rss "$server" "$scenario" | sort -n | tail -1)" \
+        "$(values cmds "$server" "$scenario" | tail -1)" "$worst_lost")"
+    done
+  done
+}
+
+# ratios STORE: ours against each contender, medians over the rounds.
 ratios() {
-  local store=$1 scenario r ours_r ts_r ex_r
+  local store=$1 scenario o
   say ""
   say "| $store: ours ÷ | scen. | axum | tower-sessions | express |"
   say "|---|---|---:|---:|---:|"
-  for scenario in hello new read write; do
-    ours_r="" ts_r="" ex_r=""
-    for r in "${rows[@]}"; do
-      read -r n s v <<<"$r"
-      [ "$s" = "$scenario" ] || continue
-      case $n in
-        ours-$store) ours_r=$v ;;
-        tower-sessions-$store) ts_r=$v ;;
-        express-$store) ex_r=$v ;;
-      esac
-    done
-    say "$(awk -v o="$ours_r" -v a="${bare_rps[$store:$scenario]}" -v t="$ts_r" -v e="$ex_r" -v s="$scenario" -v st="$store" \
+  for scenario in $scenarios; do
+    o=$(median_of rps "ours-$store" "$scenario")
+    say "$(awk -v o="$o" -v a="$(median_of rps axum "$scenario")" -v t="$(median_of rps "tower-sessions-$store" "$scenario")" \
+      -v e="$(median_of rps "express-$store" "$scenario")" -v s="$scenario" -v st="$store" \
       'BEGIN { printf "| %s | %s | %.2f | %.2f | %.1f |", st, s, o / a, o / t, o / e }')"
   done
 }
@@ -238,15 +256,18 @@ ratios() {
 say "# express-session for Rust: load comparison, $(date -u '+%Y-%m-%d %H:%M UTC')"
 say ""
 say "$(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); server on CPU $server_cpu," \
-  "wrk -t1 -c$conns -d$duration (after a $warmup warm-up) and Redis on CPU $wrk_cpu; loopback."
+  "wrk -t1 -c$conns -d$duration (after a $warmup warm-up) and Redis on CPU $wrk_cpu; loopback;" \
+  "$rounds rounds, each contender once per round, a fresh server each time."
 say "Load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$groups" = memory ] || [ "$groups" = all ]; then
-  group memory
+  run_group memory
+  table memory
 fi
 if [ "$groups" = redis ] || [ "$groups" = all ]; then
   start_redis
-  group redis
+  run_group redis
   stop_redis
+  table redis
 fi
 [ "$groups" = redis ] || ratios memory
 [ "$groups" = memory ] || ratios redis
