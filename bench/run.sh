@@ -147,14 +147,14 @@ run_wrk() {
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
-# Results of every measurement, by "server:scenario:round" (server names include the store).
+# Results of every measurement, by "store:server:scenario:round" (bare axum runs in both groups).
 declare -A rps p50 p99 errs rss cmds lost
 servers_of() { echo "axum ours-$1 tower-sessions-$1 express-$1"; }
 scenarios="hello new read write"
 
 # measure SERVER SCENARIO ROUND: one fresh server, warm-up, measured run; keeps the numbers.
 measure() {
-  local name=$1 scenario=$2 round=$3 path cookie="" calls0=0 calls1=0 key=$1:$2:$3
+  local name=$1 scenario=$2 round=$3 path cookie="" calls0=0 calls1=0 key=$store:$1:$2:$3
   start_server "$name"
   case $scenario in
     hello) path=/hello ;;
@@ -196,11 +196,11 @@ measure() {
 
 # median, min and max of the numbers on stdin, one a line: "median min max".
 stats() { sort -n | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.0f %.0f %.0f\n", m, v[1], v[NR] }'; }
-# values ARRAY SERVER SCENARIO: that array's value for each round, one a line.
+# values ARRAY SERVER SCENARIO: that array's value for each round of the group $store, one a line.
 values() {
   local -n arr=$1
   local r
-  for r in $(seq 1 "$rounds"); do echo "${arr[$2:$3:$r]}"; done
+  for r in $(seq 1 "$rounds"); do echo "${arr[$store:$2:$3:$r]}"; done
 }
 median_of() { values "$@" | stats | cut -d' ' -f1; }
 
