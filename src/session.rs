@@ -632,16 +632,10 @@ impl Session {
                     _ => None,
                 };
                 if let Some((newer, theirs)) = newer {
-                    let theirs = match theirs {
-                        Some(data) => Some(Data::clone(data)),
-                        None => codec::decode(&newer.data, config.max_record_size).ok().map(|(_, d)| d),
-                    };
-                    if let Some(theirs) = theirs {
-                        let merged = apply(&g.changes, theirs);
-                        g.data = Arc::new(merged);
-                        g.mutated = true;
-                        g.stored = Some(newer.clone());
-                    }
+                    let merged = apply(&g.changes, Data::clone(theirs));
+                    g.data = Arc::new(merged);
+                    g.mutated = true;
+                    g.stored = Some(newer.clone());
                 }
                 (g.id.clone(), g.record(), g.stored.clone(), Arc::clone(&g.data))
             };
@@ -678,16 +672,17 @@ impl Session {
                 _ => Vec::new(),
             };
             let (record, data, batch) = self.fold_queued(&id, record, data, queued);
+            let folded = !batch.is_empty();
             match store.update(&id, &record, &expected).await? {
                 Update::Done => {
                     if let Some(t) = turn.as_mut().filter(|t| t.id() == id) {
                         t.wrote(&expected, record.clone(), Arc::clone(&data));
                     }
                     for (other, ticket) in batch {
-                        other.saved_as(&id, &record, &data);
+                        other.saved_as(&id, &record, &data, true);
                         ticket.done();
                     }
-                    self.saved_as(&id, &record, &data);
+                    self.saved_as(&id, &record, &data, folded);
                     return Ok(());
                 }
                 // Not written: the queued saves (their tickets dropped) save themselves in turn.
@@ -769,11 +764,12 @@ impl Session {
         (folded, Arc::new(merged), batch)
     }
 
-    /// Updates this session as after its own successful save of `record` (with `data`) as `id`.
-    fn saved_as(&self, id: &str, record: &Record, data: &Arc<Data>) {
+    /// Updates this session as after a successful save of `record` (with `data`) as `id`. With
+    /// `adopt`, the session's data becomes `data`: the write carried other requests' changes too.
+    fn saved_as(&self, id: &str, record: &Record, data: &Arc<Data>, adopt: bool) {
         let mut g = self.lock();
         if g.id == id {
-            if !Arc::ptr_eq(&g.data, data) {
+            if adopt {
                 g.data = Arc::clone(data);
                 g.mutated = true;
             }

@@ -4,10 +4,11 @@
 //! built on the record they loaded: one wins, the others conflict, fetch, merge and try again,
 //! so N writers cost O(N²) store calls, and past the retry bound some fail. With it, a save
 //! waits for the save of the same session id that is in flight in this process (only for that
-//! store call: no lock is held across a handler, and other sessions never wait), then replays
-//! its changes onto the record that save wrote, so its own compare-and-set matches the store on
-//! the first try. Conflicts, with their merge and retry, are left to writers in other
-//! processes.
+//! store call: no lock is held across a handler, and other sessions never wait). When its turn
+//! comes, the save before may already have written its changes (a turn takes the saves queued
+//! behind it into its own compare-and-set); if not, it replays its changes onto the record that
+//! save wrote, so its compare-and-set matches the store on the first try. Conflicts, with their
+//! merge and retry, are left to writers in other processes.
 //!
 //! The compare-and-set still decides: a turn only chooses a better base for it, so a wrong
 //! guess costs one conflict, never a lost change.
@@ -48,11 +49,13 @@ struct Slot<T> {
     queue: Vec<(T, Ticket)>,
 }
 
-/// The records this process wrote for one session, oldest first, each written over the one
-/// before it by a compare-and-set that succeeded.
+/// The records of one session as this process's saves replaced them, oldest first: each after
+/// the first was written over the one before it by a compare-and-set that succeeded. Only the
+/// newest is ever a base to build on, so only its data is kept.
 #[derive(Default)]
 struct Chain {
-    records: Vec<(Record, Option<Arc<Data>>)>,
+    records: Vec<Record>,
+    newest: Arc<Data>,
 }
 
 /// A queued save's receipt: marked done when a turn holder wrote it along with its own.
@@ -184,25 +187,26 @@ impl<T> Turn<'_, T> {
     }
 
     /// The newest record this process wrote over `loaded`, directly or through later saves,
-    /// with its data when known: the base a save that loaded `loaded` should build on.
-    pub(crate) fn newer_than(&self, loaded: &Record) -> Option<(&Record, Option<&Arc<Data>>)> {
-        let records = &self.guard.records;
-        let at = records.iter().rposition(|(r, _)| r.data == loaded.data)?;
-        let (newest, data) = records.last()?;
-        (at + 1 < records.len()).then_some((newest, data.as_ref()))
+    /// and its data: the base a save that loaded `loaded` should build on.
+    pub(crate) fn newer_than(&self, loaded: &Record) -> Option<(&Record, &Arc<Data>)> {
+        let chain = &*self.guard;
+        let at = chain.records.iter().rposition(|r| r.data == loaded.data)?;
+        let newest = chain.records.last()?;
+        (at + 1 < chain.records.len()).then_some((newest, &chain.newest))
     }
 
     /// Notes that a compare-and-set replaced `expected` with `written` (whose data is `data`).
     pub(crate) fn wrote(&mut self, expected: &Record, written: Record, data: Arc<Data>) {
-        let records = &mut self.guard.records;
-        if !matches!(records.last(), Some((r, _)) if r.data == expected.data) {
-            records.clear();
-            records.push((expected.clone(), None));
+        let chain = &mut *self.guard;
+        if chain.records.last().map(|r| &r.data) != Some(&expected.data) {
+            chain.records.clear();
+            chain.records.push(expected.clone());
         }
-        if records.len() >= CHAIN_LEN {
-            records.drain(..records.len() / 2);
+        if chain.records.len() >= CHAIN_LEN {
+            chain.records.drain(..chain.records.len() / 2);
         }
-        records.push((written, Some(data)));
+        chain.records.push(written);
+        chain.newest = data;
     }
 }
 
