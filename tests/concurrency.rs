@@ -213,16 +213,18 @@ async fn sixty_four_concurrent_increments_count_sixty_four() {
     assert_eq!(data["n"], 64, "increments were lost");
 }
 
-/// A memory store whose first `update` waits until the test opens the gate, and that counts
-/// updates.
-struct FirstUpdateGated {
+/// A memory store that counts update calls and records, in store order, what each successful
+/// update wrote. With a gate, its first update waits until the test opens it.
+#[derive(Default)]
+struct RecordingStore {
     inner: MemoryStore,
     updates: std::sync::atomic::AtomicUsize,
-    gate: watch::Receiver<bool>,
+    first_update_gate: Option<watch::Receiver<bool>>,
+    saves: tokio::sync::Mutex<Vec<String>>,
 }
 
 #[async_trait]
-impl SessionStore for FirstUpdateGated {
+impl SessionStore for RecordingStore {
     async fn load(&self, id: &str) -> Result<Option<Record>, StoreError> {
         self.inner.load(id).await
     }
@@ -233,14 +235,17 @@ impl SessionStore for FirstUpdateGated {
         self.inner.create(id, record).await
     }
     async fn update(&self, id: &str, record: &Record, expected: &Record) -> Result<Update, StoreError> {
-        if self.updates.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            self.gate
-                .clone()
-                .wait_for(|open| *open)
-                .await
-                .expect("gate sender kept");
+        let first = self.updates.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        if let Some(gate) = self.first_update_gate.as_ref().filter(|_| first) {
+            gate.clone().wait_for(|open| *open).await.expect("gate sender kept");
         }
-        self.inner.update(id, record, expected).await
+        // Held across the update so that the log's order is the store's order.
+        let mut saves = self.saves.lock().await;
+        let answer = self.inner.update(id, record, expected).await?;
+        if answer == Update::Done {
+            saves.push(record.data.clone());
+        }
+        Ok(answer)
     }
     async fn touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<(), StoreError> {
         self.inner.touch(id, expires).await
@@ -256,10 +261,9 @@ impl SessionStore for FirstUpdateGated {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writers_queued_behind_a_slow_save_land_together_in_one_write() {
     let (open, gate) = watch::channel(false);
-    let gated = Arc::new(FirstUpdateGated {
-        inner: MemoryStore::new(),
-        updates: 0.into(),
-        gate,
+    let gated = Arc::new(RecordingStore {
+        first_update_gate: Some(gate),
+        ..RecordingStore::default()
     });
     let store: Arc<dyn SessionStore> = gated.clone();
     let barrier = Arc::new(Barrier::new(64));
@@ -548,41 +552,6 @@ async fn regenerate_racing_slow_writers_never_brings_the_old_id_back() {
     let fresh_id = session_id(&cookie_pair(&res).expect("a written fresh session sends its cookie"));
     assert!(fresh_id != old_id && fresh_id != new_id);
     assert!(stored(&*store, &old_id).await.is_none(), "the old id came back");
-}
-
-/// A memory store that records, in store order, what each successful update wrote.
-#[derive(Default)]
-struct RecordingStore {
-    inner: MemoryStore,
-    saves: tokio::sync::Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl SessionStore for RecordingStore {
-    async fn load(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        self.inner.load(id).await
-    }
-    async fn load_and_touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<Option<Record>, StoreError> {
-        self.inner.load_and_touch(id, expires).await
-    }
-    async fn create(&self, id: &str, record: &Record) -> Result<bool, StoreError> {
-        self.inner.create(id, record).await
-    }
-    async fn update(&self, id: &str, record: &Record, expected: &Record) -> Result<Update, StoreError> {
-        // Held across the update so that the log's order is the store's order.
-        let mut saves = self.saves.lock().await;
-        let answer = self.inner.update(id, record, expected).await?;
-        if answer == Update::Done {
-            saves.push(record.data.clone());
-        }
-        Ok(answer)
-    }
-    async fn touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<(), StoreError> {
-        self.inner.touch(id, expires).await
-    }
-    async fn destroy(&self, id: &str) -> Result<(), StoreError> {
-        self.inner.destroy(id).await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
