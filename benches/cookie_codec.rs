@@ -4,7 +4,7 @@
 // criterion_group! and criterion_main! define public functions that cannot carry docs.
 #![allow(missing_docs)]
 
-use std::time::Duration;
+mod common;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use express_session::{codec, cookie, generate_id};
@@ -64,16 +64,9 @@ fn codec_benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn short() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = short();
+    config = common::short(30);
     targets = cookie_benches, codec_benches
 }
 criterion_main!(benches);

@@ -5,7 +5,9 @@
 // criterion_group! and criterion_main! define public functions that cannot carry docs.
 #![allow(missing_docs)]
 
-use std::{convert::Infallible, time::Duration};
+mod common;
+
+use std::convert::Infallible;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use express_session::{MemoryStore, Session, SessionLayer};
@@ -77,16 +79,9 @@ fn layer_benches(c: &mut Criterion) {
     g.finish();
 }
 
-fn short() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(30)
-}
-
 criterion_group! {
     name = benches;
-    config = short();
+    config = common::short(30);
     targets = layer_benches
 }
 criterion_main!(benches);

@@ -5,10 +5,9 @@
 // criterion_group! and criterion_main! define public functions that cannot carry docs.
 #![allow(missing_docs)]
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+mod common;
+
+use std::{sync::Arc, time::Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use express_session::{generate_id, MemoryStore, Record, SessionStore, Update};
@@ -99,16 +98,9 @@ fn contention(c: &mut Criterion) {
     g.finish();
 }
 
-fn short() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
-        .sample_size(20)
-}
-
 criterion_group! {
     name = benches;
-    config = short();
+    config = common::short(20);
     targets = contention
 }
 criterion_main!(benches);
