@@ -14,7 +14,7 @@ use crate::{
     config::{Config, CREATED_AT_KEY},
     cookie::{self, SessionCookie},
     error::SessionError,
-    store::{Record, SessionStore, Update},
+    store::{from_unix_ms, unix_ms, Record, SessionStore, Update},
     turns::{SaveTurns, Ticket, Turn},
 };
 
@@ -57,15 +57,10 @@ pub fn generate_id() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Milliseconds since the Unix epoch, as JavaScript's `Date.now()`.
-fn unix_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 /// When the session in `data` began, per [`CREATED_AT_KEY`]; `None` if it does not say.
 pub(crate) fn created_at(data: &Data) -> Option<OffsetDateTime> {
     let ms = data.get(CREATED_AT_KEY)?.as_i64()?;
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+    from_unix_ms(ms)
 }
 
 type UpdateFn = Arc<dyn Fn(Option<&Value>) -> Value + Send + Sync>;

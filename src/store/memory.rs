@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use std::collections::hash_map::RandomState;
 use time::OffsetDateTime;
 
-use super::{effective_expiry, Record, SessionStore, Update};
+use super::{effective_expiry, from_unix_ms, unix_ms, Record, SessionStore, Update};
 use crate::error::StoreError;
 
 const SHARDS: usize = 32;
@@ -66,15 +66,7 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 fn now_ms() -> i64 {
-    to_ms(OffsetDateTime::now_utc())
-}
-
-fn to_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-fn from_ms(ms: i64) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+    unix_ms(OffsetDateTime::now_utc())
 }
 
 impl MemoryStore {
@@ -178,7 +170,7 @@ impl MemoryStore {
     fn record(e: &Entry) -> Record {
         Record {
             data: e.data.to_string(),
-            expires: from_ms(e.expires_ms),
+            expires: from_unix_ms(e.expires_ms),
         }
     }
 }
@@ -193,7 +185,7 @@ impl SessionStore for MemoryStore {
     async fn load_and_touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<Option<Record>, StoreError> {
         let mut s = self.shard(id);
         Ok(Self::live(&mut s, id, now_ms(), &self.len).map(|e| {
-            e.expires_ms = to_ms(effective_expiry(expires));
+            e.expires_ms = unix_ms(effective_expiry(expires));
             Self::record(e)
         }))
     }
@@ -205,7 +197,7 @@ impl SessionStore for MemoryStore {
             }
         }
         let now = now_ms();
-        let expires_ms = to_ms(effective_expiry(record.expires));
+        let expires_ms = unix_ms(effective_expiry(record.expires));
         let mut s = self.shard(id);
         if Self::live(&mut s, id, now, &self.len).is_some() {
             return Ok(false);
@@ -230,7 +222,7 @@ impl SessionStore for MemoryStore {
 
     async fn update(&self, id: &str, record: &Record, expected: &Record) -> Result<Update, StoreError> {
         let now = now_ms();
-        let expires_ms = to_ms(effective_expiry(record.expires));
+        let expires_ms = unix_ms(effective_expiry(record.expires));
         let mut s = self.shard(id);
         let Some(e) = Self::live(&mut s, id, now, &self.len) else {
             return Ok(Update::Gone);
@@ -251,7 +243,7 @@ impl SessionStore for MemoryStore {
     async fn touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<(), StoreError> {
         let mut s = self.shard(id);
         if let Some(e) = Self::live(&mut s, id, now_ms(), &self.len) {
-            e.expires_ms = to_ms(effective_expiry(expires));
+            e.expires_ms = unix_ms(effective_expiry(expires));
         }
         Ok(())
     }

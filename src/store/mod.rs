@@ -152,6 +152,21 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
     }
 }
 
+/// Milliseconds since the Unix epoch, as JavaScript's `Date.now()` counts them (every
+/// representable instant fits).
+pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(if t.unix_timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// The instant `ms` milliseconds after the Unix epoch; `None` past the years `time` holds.
+pub(crate) fn from_unix_ms(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
 /// The lifetime of a record saved without an expiry: one day, as connect-redis's and
 /// connect-pg-simple's default `ttl`.
 pub const DEFAULT_TTL: time::Duration = time::Duration::days(1);

@@ -3,8 +3,11 @@
 
 use std::{future::Future, time::Duration};
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 use time::OffsetDateTime;
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+use super::unix_ms;
 use crate::error::StoreError;
 
 /// How long one store operation (getting a connection included) may take unless configured
@@ -34,15 +37,6 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
         }
         _ => StoreError::backend(err),
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(if t.unix_timestamp() < 0 {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
 }
 
 /// Whole seconds since the epoch, rounded up: connect-pg-simple's `Math.ceil(ms / 1000)`.

@@ -10,9 +10,9 @@ use sqlx::{
 use time::OffsetDateTime;
 
 use super::{
-    effective_expiry,
-    sql_common::{self, check_identifier, quote, run, unix_ms},
-    Record, SessionStore, Update,
+    effective_expiry, from_unix_ms,
+    sql_common::{self, check_identifier, quote, run},
+    unix_ms, Record, SessionStore, Update,
 };
 use crate::error::StoreError;
 
@@ -115,7 +115,7 @@ fn expire_ms(expires: Option<OffsetDateTime>) -> i64 {
 }
 
 fn record(data: String, expire_ms: i64) -> Record {
-    let expires = OffsetDateTime::from_unix_timestamp_nanos(i128::from(expire_ms) * 1_000_000).ok();
+    let expires = from_unix_ms(expire_ms);
     Record::new(data, expires)
 }
 
