@@ -7,6 +7,8 @@
 //! The `cookie` object comes first, its keys in express's order with unset ones left out; the
 //! data keys follow in insertion order (a loaded session keeps the stored order).
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
@@ -61,8 +63,17 @@ pub enum DecodeError {
 
 /// Formats an instant as JavaScript's `Date.prototype.toISOString`: `2026-01-02T12:00:00.000Z`.
 pub fn iso_date(t: OffsetDateTime) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_iso_date(&mut out, t);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn write_iso_date(out: &mut Vec<u8>, t: OffsetDateTime) {
+    use std::io::Write as _;
     let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
+    // Writing to a Vec cannot fail.
+    let _ = write!(
+        out,
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),
         u8::from(t.month()),
@@ -71,97 +82,188 @@ pub fn iso_date(t: OffsetDateTime) -> String {
         t.minute(),
         t.second(),
         t.millisecond()
-    )
+    );
 }
 
-fn push_json_str(out: &mut String, s: &str) {
-    // serde_json escapes exactly as JSON.stringify for every string it accepts.
-    out.push_str(&Value::from(s).to_string());
+/// Writes `value` as JSON. serde_json escapes strings exactly as `JSON.stringify` does for
+/// every string it accepts, and writes numbers as JavaScript does in the cases that occur.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Strings, numbers and JSON values serialize without error, and a Vec takes any write.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// Writes the `cookie` object of a record.
-fn encode_cookie(c: &SessionCookie, out: &mut String) {
-    out.push_str("{\"originalMaxAge\":");
+fn encode_cookie(c: &SessionCookie, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"originalMaxAge\":");
     match c.original_max_age {
-        Some(ms) => out.push_str(&ms.to_string()),
-        None => out.push_str("null"),
+        Some(ms) => write_json(out, &ms),
+        None => out.extend_from_slice(b"null"),
     }
     if let Some(p) = c.partitioned {
-        out.push_str(if p {
-            ",\"partitioned\":true"
+        out.extend_from_slice(if p {
+            b",\"partitioned\":true"
         } else {
-            ",\"partitioned\":false"
+            b",\"partitioned\":false"
         });
     }
     if let Some(p) = c.priority {
-        out.push_str(",\"priority\":\"");
-        out.push_str(p.as_json());
-        out.push('"');
+        out.extend_from_slice(b",\"priority\":\"");
+        out.extend_from_slice(p.as_json().as_bytes());
+        out.push(b'"');
     }
-    out.push_str(",\"expires\":");
+    out.extend_from_slice(b",\"expires\":");
     match c.expires {
         Some(e) => {
-            out.push('"');
-            out.push_str(&iso_date(e));
-            out.push('"');
+            out.push(b'"');
+            write_iso_date(out, e);
+            out.push(b'"');
         }
-        None => out.push_str("null"),
+        None => out.extend_from_slice(b"null"),
     }
     if let Some(s) = c.secure {
-        out.push_str(if s { ",\"secure\":true" } else { ",\"secure\":false" });
+        out.extend_from_slice(if s { b",\"secure\":true" } else { b",\"secure\":false" });
     }
-    out.push_str(if c.http_only {
-        ",\"httpOnly\":true"
+    out.extend_from_slice(if c.http_only {
+        b",\"httpOnly\":true"
     } else {
-        ",\"httpOnly\":false"
+        b",\"httpOnly\":false"
     });
     if let Some(d) = &c.domain {
-        out.push_str(",\"domain\":");
-        push_json_str(out, d);
+        out.extend_from_slice(b",\"domain\":");
+        write_json(out, d);
     }
-    out.push_str(",\"path\":");
-    push_json_str(out, &c.path);
+    out.extend_from_slice(b",\"path\":");
+    write_json(out, &c.path);
     if let Some(s) = c.same_site {
-        out.push_str(",\"sameSite\":\"");
-        out.push_str(s.as_json());
-        out.push('"');
+        out.extend_from_slice(b",\"sameSite\":\"");
+        out.extend_from_slice(s.as_json().as_bytes());
+        out.push(b'"');
     }
-    out.push('}');
+    out.push(b'}');
 }
 
 /// Encodes a session as express-session's stored JSON document.
 pub fn encode(cookie: &SessionCookie, data: &Data) -> String {
-    let mut out = String::with_capacity(160 + data.len() * 24);
-    out.push_str("{\"cookie\":");
+    let mut out = Vec::with_capacity(128 + data.len() * 32);
+    out.extend_from_slice(b"{\"cookie\":");
     encode_cookie(cookie, &mut out);
     for (k, v) in data {
-        out.push(',');
-        push_json_str(&mut out, k);
-        out.push(':');
-        out.push_str(&v.to_string());
+        out.push(b',');
+        write_json(&mut out, k);
+        out.push(b':');
+        write_json(&mut out, v);
     }
-    out.push('}');
-    out
+    out.push(b'}');
+    // Only UTF-8 was written: the conversion checks and keeps it.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// The `cookie` object's fields as stored, each kept whatever its JSON type (a field of the
-/// wrong type reads as unset, as before); read straight from the text, without building a map.
-#[derive(Default)]
-struct RawCookie {
-    original_max_age: Option<Value>,
-    expires: Option<Value>,
-    path: Option<Value>,
-    domain: Option<Value>,
-    http_only: Option<Value>,
-    secure: Option<Value>,
-    same_site: Option<Value>,
-    partitioned: Option<Value>,
-    priority: Option<Value>,
+/// A key of a record's object: borrowed from the text unless it holds escapes, so reading the
+/// `cookie` object's keys allocates nothing.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
-/// The value of a record's `cookie` key: its fields if it is an object, `None` for any other
-/// JSON value (which express cannot load either).
-struct CookieField(Option<RawCookie>);
+/// One field of the `cookie` object, whatever its JSON type: the scalars a cookie attribute can
+/// be, and `Other` for the rest (arrays and objects are skipped, not built).
+enum Field<'de> {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Cow<'de, str>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Field<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess};
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Field<'de>, E> {
+                Ok(Field::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Field<'de>, E> {
+                Ok(Field::Int(n))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Field<'de>, E> {
+                // Past i64, as serde_json's `Number::as_f64` would hold it.
+                Ok(i64::try_from(n).map_or(Field::Float(n as f64), Field::Int))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Field<'de>, E> {
+                Ok(Field::Float(n))
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Field<'de>, E> {
+                Ok(Field::Str(Cow::Owned(s)))
+            }
+            fn visit_unit<E>(self) -> Result<Field<'de>, E> {
+                Ok(Field::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Field::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Field::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Field<'_> {
+    fn bool(&self) -> Option<bool> {
+        match *self {
+            Field::Bool(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn one_of<T: Copy>(&self, names: &[(&str, T)]) -> Option<T> {
+        match self {
+            Field::Str(s) => names
+                .iter()
+                .find_map(|&(name, v)| s.eq_ignore_ascii_case(name).then_some(v)),
+            _ => None,
+        }
+    }
+}
+
+/// The value of a record's `cookie` key as the session's cookie, read field by field straight
+/// from the text: `None` for any JSON value but an object (which express cannot load either).
+/// A field of the wrong type reads as unset; a repeated field: the last one counts, as in
+/// `JSON.parse`; unknown fields are skipped.
+struct CookieField(Option<SessionCookie>);
 
 impl<'de> serde::Deserialize<'de> for CookieField {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -195,83 +297,81 @@ impl<'de> serde::Deserialize<'de> for CookieField {
                 Ok(CookieField(None))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<CookieField, A::Error> {
-                let mut c = RawCookie::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    // A repeated field: the last one counts, as in `JSON.parse`.
-                    let slot = match key.as_ref() {
-                        "originalMaxAge" => &mut c.original_max_age,
-                        "expires" => &mut c.expires,
-                        "path" => &mut c.path,
-                        "domain" => &mut c.domain,
-                        "httpOnly" => &mut c.http_only,
-                        "secure" => &mut c.secure,
-                        "sameSite" => &mut c.same_site,
-                        "partitioned" => &mut c.partitioned,
-                        "priority" => &mut c.priority,
+                let mut c = SessionCookie {
+                    original_max_age: None,
+                    expires: None,
+                    path: String::new(),
+                    domain: None,
+                    http_only: true,
+                    secure: None,
+                    same_site: None,
+                    partitioned: None,
+                    priority: None,
+                };
+                let mut path = None;
+                while let Some(Key(key)) = map.next_key()? {
+                    let field = match key.as_ref() {
+                        "originalMaxAge" | "expires" | "path" | "domain" | "httpOnly" | "secure" | "sameSite"
+                        | "partitioned" | "priority" => map.next_value::<Field<'de>>()?,
                         _ => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
+                            map.next_value::<IgnoredAny>()?;
                             continue;
                         }
                     };
-                    *slot = Some(map.next_value()?);
+                    match key.as_ref() {
+                        "originalMaxAge" => {
+                            c.original_max_age = match field {
+                                Field::Int(n) => Some(n),
+                                Field::Float(f) => Some(f as i64),
+                                _ => None,
+                            }
+                        }
+                        // As `new Date(s)` holds it, so that it is written back as it was read.
+                        "expires" => {
+                            c.expires = match &field {
+                                Field::Str(s) => OffsetDateTime::parse(s, &Rfc3339).ok().map(js_date),
+                                _ => None,
+                            }
+                        }
+                        "path" => {
+                            path = match field {
+                                Field::Str(s) => Some(s.into_owned()),
+                                _ => None,
+                            }
+                        }
+                        "domain" => {
+                            c.domain = match field {
+                                Field::Str(s) => Some(s.into_owned()),
+                                _ => None,
+                            }
+                        }
+                        "httpOnly" => c.http_only = field.bool().unwrap_or(true),
+                        "secure" => c.secure = field.bool(),
+                        "sameSite" => {
+                            c.same_site = match field {
+                                Field::Bool(true) => Some(SameSite::Strict),
+                                _ => field.one_of(&[
+                                    ("strict", SameSite::Strict),
+                                    ("lax", SameSite::Lax),
+                                    ("none", SameSite::None),
+                                ]),
+                            }
+                        }
+                        "partitioned" => c.partitioned = field.bool(),
+                        _ => {
+                            c.priority = field.one_of(&[
+                                ("low", Priority::Low),
+                                ("medium", Priority::Medium),
+                                ("high", Priority::High),
+                            ])
+                        }
+                    }
                 }
+                c.path = path.unwrap_or_else(|| "/".to_owned());
                 Ok(CookieField(Some(c)))
             }
         }
         d.deserialize_any(V)
-    }
-}
-
-impl RawCookie {
-    fn into_cookie(self) -> SessionCookie {
-        let expires = match &self.expires {
-            // As `new Date(s)` holds it, so that it is written back as it was read.
-            Some(Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339).ok().map(js_date),
-            _ => None,
-        };
-        let original_max_age = match &self.original_max_age {
-            Some(Value::Number(n)) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-            _ => None,
-        };
-        let same_site = match &self.same_site {
-            Some(Value::Bool(true)) => Some(SameSite::Strict),
-            Some(Value::String(s)) => [
-                ("strict", SameSite::Strict),
-                ("lax", SameSite::Lax),
-                ("none", SameSite::None),
-            ]
-            .into_iter()
-            .find_map(|(name, v)| s.eq_ignore_ascii_case(name).then_some(v)),
-            _ => None,
-        };
-        let priority = match &self.priority {
-            Some(Value::String(s)) => [
-                ("low", Priority::Low),
-                ("medium", Priority::Medium),
-                ("high", Priority::High),
-            ]
-            .into_iter()
-            .find_map(|(name, v)| s.eq_ignore_ascii_case(name).then_some(v)),
-            _ => None,
-        };
-        let bool_of = |v: &Option<Value>| v.as_ref().and_then(Value::as_bool);
-        SessionCookie {
-            original_max_age,
-            expires,
-            path: match self.path {
-                Some(Value::String(p)) => p,
-                _ => "/".to_owned(),
-            },
-            domain: match self.domain {
-                Some(Value::String(d)) => Some(d),
-                _ => None,
-            },
-            http_only: bool_of(&self.http_only).unwrap_or(true),
-            secure: bool_of(&self.secure),
-            same_site,
-            partitioned: bool_of(&self.partitioned),
-            priority,
-        }
     }
 }
 
@@ -295,7 +395,7 @@ impl<'de> serde::Deserialize<'de> for Doc {
                     cookie: None,
                     data: Data::new(),
                 };
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(Key(key)) = map.next_key()? {
                     if key == "cookie" {
                         // A repeated `cookie`: the last one counts, as in `JSON.parse`.
                         doc.cookie = Some(map.next_value()?);
@@ -321,7 +421,7 @@ pub fn decode(text: &str, max_len: usize) -> Result<(SessionCookie, Data), Decod
     }
     let doc: Doc = serde_json::from_str(text).map_err(|e| DecodeError::NotAnObject(Some(e)))?;
     match doc.cookie {
-        Some(CookieField(Some(raw))) => Ok((raw.into_cookie(), doc.data)),
+        Some(CookieField(Some(cookie))) => Ok((cookie, doc.data)),
         _ => Err(DecodeError::MissingCookie),
     }
 }

@@ -118,7 +118,10 @@ pub fn unsign<'a>(value: &'a str, secrets: &[Vec<u8>]) -> Option<&'a str> {
 /// assert_eq!(express_session::cookie::encode_uri_component("s:a+b/c"), "s%3Aa%2Bb%2Fc");
 /// ```
 pub fn encode_uri_component(value: &str) -> String {
-    utf8_percent_encode(value, URI_COMPONENT).to_string()
+    // Collected piece by piece (the escapes are 3 bytes each), not through `Display`.
+    let mut out = String::with_capacity(value.len() + 12);
+    out.extend(utf8_percent_encode(value, URI_COMPONENT));
+    out
 }
 
 /// The cookie value express-session writes for `id`: `encodeURIComponent("s:" + sign(id))`.
@@ -153,21 +156,35 @@ fn verify_value(raw: &[u8], keys: &Keys) -> Option<String> {
         _ => raw,
     };
     let raw = std::str::from_utf8(raw).ok()?;
-    let decoded;
-    let value = if raw.contains('%') {
-        decoded = decode_uri_component(raw);
-        decoded.as_deref().unwrap_or(raw)
+    if !raw.contains('%') {
+        return verify_signed(raw, keys);
+    }
+    // Decoding never lengthens: a session cookie's value fits the stack buffer.
+    let mut small = [0u8; 128];
+    let mut large = Vec::new();
+    let buf = if raw.len() <= small.len() {
+        &mut small[..]
     } else {
-        raw
+        large.resize(raw.len(), 0);
+        &mut large[..]
     };
+    match decode_uri_component(raw, buf) {
+        Some(decoded) => verify_signed(decoded, keys),
+        None => verify_signed(raw, keys),
+    }
+}
+
+/// The id in `s:` + a signed value, if the signature verifies.
+fn verify_signed(value: &str, keys: &Keys) -> Option<String> {
     let signed = value.strip_prefix("s:")?;
     // express-session treats an empty id as no id, even when its signature is valid.
     keys.unsign(signed).filter(|id| !id.is_empty()).map(str::to_owned)
 }
 
-/// JavaScript's `decodeURIComponent`: `None` where it throws, that is on a `%` not followed by
-/// two hex digits anywhere in the value, or escapes that do not form UTF-8.
-fn decode_uri_component(raw: &str) -> Option<String> {
+/// JavaScript's `decodeURIComponent` of `raw` into `buf` (at least as long as `raw`): `None`
+/// where it throws, that is on a `%` not followed by two hex digits anywhere in the value, or
+/// escapes that do not form UTF-8.
+fn decode_uri_component<'b>(raw: &str, buf: &'b mut [u8]) -> Option<&'b str> {
     let b = raw.as_bytes();
     let well_formed = b.iter().enumerate().filter(|&(_, &c)| c == b'%').all(|(i, _)| {
         b.get(i + 1..i + 3)
@@ -176,7 +193,12 @@ fn decode_uri_component(raw: &str) -> Option<String> {
     if !well_formed {
         return None;
     }
-    percent_decode(b).decode_utf8().ok().map(|s| s.into_owned())
+    let n = buf
+        .iter_mut()
+        .zip(percent_decode(b))
+        .map(|(slot, byte)| *slot = byte)
+        .count();
+    std::str::from_utf8(&buf[..n]).ok()
 }
 
 /// Finds the session id in a request's `Cookie` header fields.
