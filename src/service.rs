@@ -85,7 +85,7 @@ async fn load(shared: &Arc<Shared>, cookie_id: Option<String>, secure: bool) -> 
         tracing::debug!("session cookie refers to no live session; starting a new one");
         return Ok(Session::generate(Arc::clone(shared), Some(id), secure));
     };
-    match codec::decode(&record.data, config.max_record_size) {
+    match codec::decode_record(&record, config.max_record_size) {
         Ok((cookie, data)) => {
             let mut unstamped = false;
             if let Some(limit) = config.absolute_timeout {

@@ -175,7 +175,7 @@ impl Inner {
     }
 
     fn record(&self) -> Record {
-        Record::new(codec::encode(&self.cookie, &self.data), self.cookie.expires)
+        Record::new(codec::encode(&self.cookie, &self.data), self.cookie.expires).with_decoded(&self.cookie, &self.data)
     }
 }
 
@@ -266,11 +266,10 @@ impl Session {
         id: String,
         record: Record,
         cookie: SessionCookie,
-        data: Data,
+        data: Arc<Data>,
         secure_request: bool,
         touched_on_load: Option<Option<i64>>,
     ) -> Self {
-        let data = Arc::new(data);
         let resave = shared.config.resave;
         let inner = Inner {
             original_id: id.clone(),
@@ -558,14 +557,14 @@ impl Session {
             g.id.clone()
         };
         let record = self.shared.store.load(&id).await?.ok_or(SessionError::NotFound)?;
-        let (cookie, data) = codec::decode(&record.data, self.shared.config.max_record_size).map_err(|e| {
+        let (cookie, data) = codec::decode_record(&record, self.shared.config.max_record_size).map_err(|e| {
             tracing::warn!(error = %e, "corrupt session record on reload");
             SessionError::NotFound
         })?;
         let mut g = self.lock();
         if g.id == id {
             g.cookie = cookie;
-            g.data = Arc::new(data);
+            g.data = data;
             g.store_expires = record.expires;
             g.stored = Some(record);
             g.changes.clear();
@@ -706,9 +705,9 @@ impl Session {
                     if g.id != id {
                         continue;
                     }
-                    match codec::decode(&current.data, config.max_record_size) {
+                    match codec::decode_record(&current, config.max_record_size) {
                         Ok((_, theirs)) => {
-                            let merged = apply(&g.changes, theirs);
+                            let merged = apply(&g.changes, Arc::unwrap_or_clone(theirs));
                             g.data = Arc::new(merged);
                             g.mutated = true;
                         }
@@ -756,7 +755,8 @@ impl Session {
             // Too large together: each saves on its own, and only the one that overflows fails.
             return (record, data, Vec::new());
         }
-        (folded, Arc::new(merged), batch)
+        let merged = Arc::new(merged);
+        (folded.with_decoded(&cookie, &merged), merged, batch)
     }
 
     /// Updates this session as after a successful save of `record` (with `data`) as `id`. With
