@@ -7,7 +7,7 @@
 //! The `cookie` object comes first, its keys in express's order with unset ones left out; the
 //! data keys follow in insertion order (a loaded session keeps the stored order).
 
-use std::{borrow::Cow, sync::Arc};
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
@@ -15,7 +15,6 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 use crate::{
     config::{Priority, SameSite},
     cookie::{js_date, SessionCookie},
-    store::Record,
 };
 
 /// The session data: JSON values by key, in insertion order.
@@ -424,18 +423,6 @@ pub fn decode(text: &str, max_len: usize) -> Result<(SessionCookie, Data), Decod
     match doc.cookie {
         Some(CookieField(Some(cookie))) => Ok((cookie, doc.data)),
         _ => Err(DecodeError::MissingCookie),
-    }
-}
-
-/// The session in a stored record: the decoded session it carries, when it was decoded from
-/// exactly this text (see [`Record`]), or else the text decoded now.
-pub(crate) fn decode_record(record: &Record, max_len: usize) -> Result<(SessionCookie, Arc<Data>), DecodeError> {
-    if record.data.len() > max_len {
-        return Err(DecodeError::TooLarge(record.data.len()));
-    }
-    match record.decoded() {
-        Some(d) => Ok((d.cookie.clone(), Arc::clone(&d.data))),
-        None => decode(&record.data, max_len).map(|(cookie, data)| (cookie, Arc::new(data))),
     }
 }
 

@@ -276,6 +276,7 @@ impl SessionLayer {
             config: self.config.clone(),
             store: Arc::clone(&self.store),
             turns: crate::turns::SaveTurns::new(),
+            decoded: crate::decoded::DecodedCache::new(),
         }));
         Ok(self)
     }

@@ -160,6 +160,7 @@
 pub mod codec;
 mod config;
 pub mod cookie;
+mod decoded;
 mod error;
 #[cfg(feature = "axum")]
 mod extract;

@@ -14,7 +14,6 @@ use time::OffsetDateTime;
 use tower_service::Service;
 
 use crate::{
-    codec,
     cookie::{self, add_clamped},
     error::SessionError,
     session::{created_at, Session, Shared},
@@ -85,7 +84,7 @@ async fn load(shared: &Arc<Shared>, cookie_id: Option<String>, secure: bool) -> 
         tracing::debug!("session cookie refers to no live session; starting a new one");
         return Ok(Session::generate(Arc::clone(shared), Some(id), secure));
     };
-    match codec::decode_record(&record, config.max_record_size) {
+    match shared.decoded.decode(&id, &record.data, config.max_record_size) {
         Ok((cookie, data)) => {
             let mut unstamped = false;
             if let Some(limit) = config.absolute_timeout {
@@ -93,6 +92,7 @@ async fn load(shared: &Arc<Shared>, cookie_id: Option<String>, secure: bool) -> 
                     Some(created) if add_clamped(created, limit) <= OffsetDateTime::now_utc() => {
                         tracing::info!("session reached its absolute timeout; destroyed, starting a new one");
                         shared.store.destroy(&id).await?;
+                        shared.decoded.forget(&id);
                         return Ok(Session::generate(Arc::clone(shared), Some(id), secure));
                     }
                     Some(_) => {}

@@ -13,6 +13,7 @@ use crate::{
     codec::{self, same_data, same_json, Data},
     config::{Config, CREATED_AT_KEY},
     cookie::{self, SessionCookie},
+    decoded::DecodedCache,
     error::SessionError,
     store::{from_unix_ms, unix_ms, Record, SessionStore, Update},
     turns::{SaveTurns, Ticket, Turn},
@@ -26,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn SessionStore>,
     /// Saves of one session from this process take turns (see [`crate::turns`]).
     pub(crate) turns: SaveTurns<Session>,
+    /// Sessions recently loaded or saved, decoded (see [`crate::decoded`]).
+    pub(crate) decoded: DecodedCache,
 }
 
 impl Shared {
@@ -175,7 +178,7 @@ impl Inner {
     }
 
     fn record(&self) -> Record {
-        Record::new(codec::encode(&self.cookie, &self.data), self.cookie.expires).with_decoded(&self.cookie, &self.data)
+        Record::new(codec::encode(&self.cookie, &self.data), self.cookie.expires)
     }
 }
 
@@ -508,6 +511,7 @@ impl Session {
         };
         if let Some(id) = id {
             self.shared.store.destroy(&id).await?;
+            self.shared.decoded.forget(&id);
         }
         let mut g = self.lock();
         g.state = State::Destroyed;
@@ -531,6 +535,7 @@ impl Session {
         };
         if let Some(old) = old {
             self.shared.store.destroy(&old).await?;
+            self.shared.decoded.forget(&old);
         }
         let new_id = self.shared.genid();
         let mut g = self.lock();
@@ -557,10 +562,14 @@ impl Session {
             g.id.clone()
         };
         let record = self.shared.store.load(&id).await?.ok_or(SessionError::NotFound)?;
-        let (cookie, data) = codec::decode_record(&record, self.shared.config.max_record_size).map_err(|e| {
-            tracing::warn!(error = %e, "corrupt session record on reload");
-            SessionError::NotFound
-        })?;
+        let (cookie, data) = self
+            .shared
+            .decoded
+            .decode(&id, &record.data, self.shared.config.max_record_size)
+            .map_err(|e| {
+                tracing::warn!(error = %e, "corrupt session record on reload");
+                SessionError::NotFound
+            })?;
         let mut g = self.lock();
         if g.id == id {
             g.cookie = cookie;
@@ -616,7 +625,7 @@ impl Session {
                     turn = Some(t);
                 }
             }
-            let (id, record, expected, data) = {
+            let (id, record, expected, data, cookie) = {
                 let mut g = self.lock();
                 g.live()?;
                 // A save of this session from this process landed since this request loaded
@@ -631,7 +640,9 @@ impl Session {
                     g.mutated = true;
                     g.stored = Some(newer.clone());
                 }
-                (g.id.clone(), g.record(), g.stored.clone(), Arc::clone(&g.data))
+                // The cookie the record holds, for the decoded copy an update keeps.
+                let cookie = g.stored.is_some().then(|| g.cookie.clone());
+                (g.id.clone(), g.record(), g.stored.clone(), Arc::clone(&g.data), cookie)
             };
             if record.data.len() > config.max_record_size {
                 return Err(SessionError::TooLarge {
@@ -640,7 +651,7 @@ impl Session {
                 });
             }
             attempts += 1;
-            let Some(expected) = expected else {
+            let (Some(expected), Some(cookie)) = (expected, cookie) else {
                 if store.create(&id, &record).await? {
                     let mut g = self.lock();
                     if g.id == id {
@@ -665,10 +676,11 @@ impl Session {
                 Some(t) if t.id() == id => t.take_queued(),
                 _ => Vec::new(),
             };
-            let (record, data, batch) = self.fold_queued(&id, record, data, queued);
+            let (record, data, cookie, batch) = self.fold_queued(&id, record, data, cookie, queued);
             let folded = !batch.is_empty();
             match store.update(&id, &record, &expected).await? {
                 Update::Done => {
+                    self.shared.decoded.keep(&id, &record.data, &cookie, &data);
                     if let Some(t) = turn.as_mut().filter(|t| t.id() == id) {
                         t.wrote(&expected, record.clone(), Arc::clone(&data));
                     }
@@ -705,7 +717,7 @@ impl Session {
                     if g.id != id {
                         continue;
                     }
-                    match codec::decode_record(&current, config.max_record_size) {
+                    match self.shared.decoded.decode(&id, &current.data, config.max_record_size) {
                         Ok((_, theirs)) => {
                             let merged = apply(&g.changes, Arc::unwrap_or_clone(theirs));
                             g.data = Arc::new(merged);
@@ -729,13 +741,14 @@ impl Session {
         id: &str,
         record: Record,
         data: Arc<Data>,
+        cookie: SessionCookie,
         queued: Vec<(Session, Ticket)>,
-    ) -> (Record, Arc<Data>, Vec<(Session, Ticket)>) {
+    ) -> (Record, Arc<Data>, SessionCookie, Vec<(Session, Ticket)>) {
         if queued.is_empty() {
-            return (record, data, queued);
+            return (record, data, cookie, queued);
         }
         let mut merged = Data::clone(&data);
-        let mut cookie = None;
+        let mut last_cookie = None;
         let mut batch = Vec::with_capacity(queued.len());
         for (other, ticket) in queued {
             let g = other.lock();
@@ -743,20 +756,19 @@ impl Session {
                 continue;
             }
             merged = apply(&g.changes, merged);
-            cookie = Some(g.cookie.clone());
+            last_cookie = Some(g.cookie.clone());
             drop(g);
             batch.push((other, ticket));
         }
-        let Some(cookie) = cookie else {
-            return (record, data, batch);
+        let Some(last_cookie) = last_cookie else {
+            return (record, data, cookie, batch);
         };
-        let folded = Record::new(codec::encode(&cookie, &merged), cookie.expires);
+        let folded = Record::new(codec::encode(&last_cookie, &merged), last_cookie.expires);
         if folded.data.len() > self.shared.config.max_record_size {
             // Too large together: each saves on its own, and only the one that overflows fails.
-            return (record, data, Vec::new());
+            return (record, data, cookie, Vec::new());
         }
-        let merged = Arc::new(merged);
-        (folded.with_decoded(&cookie, &merged), merged, batch)
+        (folded, Arc::new(merged), last_cookie, batch)
     }
 
     /// Updates this session as after a successful save of `record` (with `data`) as `id`. With
@@ -833,6 +845,7 @@ impl Session {
             Plan::Done(header) => return Ok(header),
             Plan::Destroy(id) => {
                 self.shared.store.destroy(&id).await?;
+                self.shared.decoded.forget(&id);
                 return Ok(None);
             }
             Plan::Save {

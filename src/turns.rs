@@ -198,16 +198,14 @@ impl<T> Turn<'_, T> {
     /// Notes that a compare-and-set replaced `expected` with `written` (whose data is `data`).
     pub(crate) fn wrote(&mut self, expected: &Record, written: Record, data: Arc<Data>) {
         let chain = &mut *self.guard;
-        // The chain compares texts only: it keeps no decoded sessions alive.
-        let text_only = |r: Record| Record::new(r.data, r.expires);
         if chain.records.last().map(|r| &r.data) != Some(&expected.data) {
             chain.records.clear();
-            chain.records.push(text_only(expected.clone()));
+            chain.records.push(expected.clone());
         }
         if chain.records.len() >= CHAIN_LEN {
             chain.records.drain(..chain.records.len() / 2);
         }
-        chain.records.push(text_only(written));
+        chain.records.push(written);
         chain.newest = data;
     }
 }

@@ -1,11 +1,11 @@
 //! [`MemoryStore`]: sessions in this process's memory.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     hash::BuildHasher,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard,
+        Mutex, MutexGuard,
     },
 };
 
@@ -13,15 +13,10 @@ use async_trait::async_trait;
 use std::collections::hash_map::RandomState;
 use time::OffsetDateTime;
 
-use super::{effective_expiry, from_unix_ms, unix_ms, Decoded, Record, SessionStore, Update};
+use super::{effective_expiry, from_unix_ms, unix_ms, Record, SessionStore, Update};
 use crate::error::StoreError;
 
 const SHARDS: usize = 32;
-
-/// How many of its most recently saved sessions each shard keeps decoded (so at most
-/// `SHARDS * HOT` in all): a session read again soon after a save is handed to the layer
-/// without parsing its text.
-const HOT: usize = 8;
 
 struct Entry {
     data: Box<str>,
@@ -33,42 +28,14 @@ struct Shard {
     map: HashMap<Box<str>, Entry>,
     /// Inserts since this shard was last swept.
     inserts: usize,
-    /// The decoded sessions of its last saves, oldest first, at most [`HOT`]: each is the
-    /// session of its id's current text, or is dropped when that text changes or goes.
-    hot: VecDeque<(Box<str>, Arc<Decoded>)>,
 }
 
 impl Shard {
-    fn hot(&self, id: &str, text: &str) -> Option<Arc<Decoded>> {
-        self.hot
-            .iter()
-            .find(|(k, d)| **k == *id && *d.text == *text)
-            .map(|(_, d)| Arc::clone(d))
-    }
-
-    fn forget_hot(&mut self, id: &str) {
-        if let Some(at) = self.hot.iter().position(|(k, _)| **k == *id) {
-            self.hot.remove(at);
-        }
-    }
-
-    /// Keeps `decoded` as `id`'s session (or forgets the old one when the save brought none).
-    fn remember_hot(&mut self, id: &str, decoded: Option<&Arc<Decoded>>) {
-        self.forget_hot(id);
-        if let Some(d) = decoded {
-            if self.hot.len() == HOT {
-                self.hot.pop_front();
-            }
-            self.hot.push_back((id.into(), Arc::clone(d)));
-        }
-    }
-
     /// Removes `id`'s record.
     fn remove(&mut self, id: &str, len: &AtomicUsize) {
         if self.map.remove(id).is_some() {
             len.fetch_sub(1, Ordering::Relaxed);
         }
-        self.forget_hot(id);
     }
 }
 
@@ -82,10 +49,6 @@ impl Shard {
 ///
 /// A record saved without an expiry (a browser-session cookie) lives
 /// [`DEFAULT_TTL`](super::DEFAULT_TTL) after its last save or touch.
-///
-/// The sessions it saved most recently (a few per shard) are also kept decoded, as the layer
-/// saved them, so reading one of them again skips parsing its JSON; a later save of other text
-/// (or its removal) drops that copy.
 ///
 /// It is the default store and right for one process; sessions are lost on restart. Use
 /// `SqliteStore` to keep them, or a network store to share them between processes.
@@ -158,7 +121,6 @@ impl MemoryStore {
             let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
             self.len.fetch_sub(s.map.len(), Ordering::Relaxed);
             s.map.clear();
-            s.hot.clear();
         }
     }
 
@@ -177,8 +139,6 @@ impl MemoryStore {
     fn sweep_shard(&self, s: &mut Shard, now: i64) -> usize {
         let before = s.map.len();
         s.map.retain(|_, e| e.expires_ms > now);
-        let Shard { map, hot, .. } = s;
-        hot.retain(|(id, _)| map.contains_key(id));
         s.inserts = 0;
         let gone = before - s.map.len();
         self.len.fetch_sub(gone, Ordering::Relaxed);
@@ -225,11 +185,7 @@ impl SessionStore for MemoryStore {
     async fn load(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let mut s = self.shard(id);
         let text = self.with_live(&mut s, id, now_ms(), |e| (e.data.to_string(), e.expires_ms));
-        Ok(text.map(|(data, expires_ms)| Record {
-            decoded: s.hot(id, &data),
-            data,
-            expires: from_unix_ms(expires_ms),
-        }))
+        Ok(text.map(|(data, expires_ms)| Record::new(data, from_unix_ms(expires_ms))))
     }
 
     async fn load_and_touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<Option<Record>, StoreError> {
@@ -239,11 +195,7 @@ impl SessionStore for MemoryStore {
             e.expires_ms = expires_ms;
             e.data.to_string()
         });
-        Ok(text.map(|data| Record {
-            decoded: s.hot(id, &data),
-            data,
-            expires: from_unix_ms(expires_ms),
-        }))
+        Ok(text.map(|data| Record::new(data, from_unix_ms(expires_ms))))
     }
 
     async fn create(&self, id: &str, record: &Record) -> Result<bool, StoreError> {
@@ -269,7 +221,6 @@ impl SessionStore for MemoryStore {
             },
         );
         self.len.fetch_add(1, Ordering::Relaxed);
-        s.remember_hot(id, record.decoded.as_ref());
         s.inserts += 1;
         if s.inserts > s.map.len().max(64) / 2 {
             self.sweep_shard(&mut s, now);
@@ -299,19 +250,12 @@ impl SessionStore for MemoryStore {
         });
         Ok(match found {
             None => Update::Gone,
-            Some(Found::Other(data, expires_ms)) => Update::Conflict(Record {
-                decoded: s.hot(id, &data),
-                data,
-                expires: from_unix_ms(expires_ms),
-            }),
+            Some(Found::Other(data, expires_ms)) => Update::Conflict(Record::new(data, from_unix_ms(expires_ms))),
             Some(Found::Expired) => {
                 s.remove(id, &self.len);
                 Update::Done
             }
-            Some(Found::Written) => {
-                s.remember_hot(id, record.decoded.as_ref());
-                Update::Done
-            }
+            Some(Found::Written) => Update::Done,
         })
     }
 
@@ -374,82 +318,6 @@ mod tests {
         store.shard("a").map.get_mut("a").unwrap().expires_ms = now_ms() - 1;
         assert!(store.create("c", &rec("{}", Duration::hours(1))).await.unwrap());
         assert_eq!(store.len(), 2);
-    }
-
-    fn decoded_rec(data: &str, expires_in: Duration) -> Record {
-        let cookie = crate::cookie::SessionCookie::from_config(
-            &crate::config::CookieConfig::default(),
-            false,
-            OffsetDateTime::now_utc(),
-        );
-        let data: crate::codec::Data = serde_json::from_str(data).unwrap();
-        Record::new(
-            crate::codec::encode(&cookie, &data),
-            Some(OffsetDateTime::now_utc() + expires_in),
-        )
-        .with_decoded(&cookie, &Arc::new(data))
-    }
-
-    #[tokio::test]
-    async fn recently_saved_sessions_load_decoded_until_their_text_changes() {
-        let store = MemoryStore::new();
-        let first = decoded_rec(r#"{"n":1}"#, Duration::hours(1));
-        assert!(store.create("a", &first).await.unwrap());
-        let loaded = store.load_and_touch("a", None).await.unwrap().unwrap();
-        let d = loaded.decoded().expect("a session saved decoded loads decoded");
-        assert_eq!(d.data.get("n"), Some(&1.into()));
-        // Saved as text only (as another process would): the old decoded session is gone.
-        let text_only = Record::new(
-            r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":2}"#,
-            None,
-        );
-        assert_eq!(store.update("a", &text_only, &loaded).await.unwrap(), Update::Done);
-        let loaded = store.load("a").await.unwrap().unwrap();
-        assert!(loaded.decoded().is_none());
-        let second = decoded_rec(r#"{"n":3}"#, Duration::hours(1));
-        assert_eq!(store.update("a", &second, &loaded).await.unwrap(), Update::Done);
-        let loaded = store.load("a").await.unwrap().unwrap();
-        assert_eq!(loaded.decoded().unwrap().data.get("n"), Some(&3.into()));
-        // A conflict hands back the current record with its decoded session.
-        match store.update("a", &second, &first).await.unwrap() {
-            Update::Conflict(current) => assert_eq!(current.decoded().unwrap().data.get("n"), Some(&3.into())),
-            other => panic!("{other:?}"),
-        }
-        store.destroy("a").await.unwrap();
-        assert!(store.load("a").await.unwrap().is_none());
-        assert!(store.create("a", &text_only).await.unwrap());
-        assert!(store.load("a").await.unwrap().unwrap().decoded().is_none());
-    }
-
-    #[tokio::test]
-    async fn decoded_sessions_are_kept_for_a_bounded_number_of_saves() {
-        let store = MemoryStore::new();
-        let n = SHARDS * HOT * 4;
-        for i in 0..n {
-            assert!(store
-                .create(&format!("s{i}"), &decoded_rec(r#"{"a":1}"#, Duration::hours(1)))
-                .await
-                .unwrap());
-        }
-        let mut decoded = 0;
-        for i in 0..n {
-            decoded += usize::from(store.load(&format!("s{i}")).await.unwrap().unwrap().decoded().is_some());
-        }
-        assert!(decoded > 0 && decoded <= SHARDS * HOT, "{decoded}");
-        store.clear();
-        assert!(store.shards.iter().all(|s| s.lock().unwrap().hot.is_empty()));
-    }
-
-    #[tokio::test]
-    async fn a_decoded_session_is_used_only_with_the_text_it_was_decoded_from() {
-        let mut rec = decoded_rec(r#"{"a":1}"#, Duration::hours(1));
-        assert!(rec.decoded().is_some());
-        // A store wrapper that rewrites the text must not get the old decoded session back.
-        rec.data = rec.data.replace(r#""a":1"#, r#""a":2"#);
-        assert!(rec.decoded().is_none());
-        let store = MemoryStore::new();
-        store.create("a", &rec).await.unwrap();
-        assert!(store.load("a").await.unwrap().unwrap().decoded().is_none());
     }
 
     #[tokio::test]

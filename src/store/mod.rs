@@ -30,7 +30,7 @@ use std::{fmt, sync::Arc};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::{codec::Data, cookie::SessionCookie, error::StoreError};
+use crate::error::StoreError;
 
 #[cfg(feature = "memory")]
 pub mod memory;
@@ -53,24 +53,13 @@ pub use counting::{CountingStore, StoreCounts};
 pub mod conformance;
 
 /// One stored session: its JSON text and when it expires.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Record {
     /// The session document, exactly as stored.
     pub data: String,
     /// On a save: when the record should expire (`None`: the store's default lifetime).
     /// On a load: the store's own expiry for the record, where the store knows it.
     pub expires: Option<OffsetDateTime>,
-    /// The session as decoded from a text, carried by saves from the layer and handed back by
-    /// stores that keep it (the in-process `MemoryStore` does, for its recently saved
-    /// sessions), so that a load skips parsing. Used only while its text is exactly `data`.
-    pub(crate) decoded: Option<Arc<Decoded>>,
-}
-
-/// A session decoded from `text`.
-pub(crate) struct Decoded {
-    pub(crate) text: Box<str>,
-    pub(crate) cookie: SessionCookie,
-    pub(crate) data: Arc<Data>,
 }
 
 impl Record {
@@ -79,33 +68,9 @@ impl Record {
         Self {
             data: data.into(),
             expires,
-            decoded: None,
         }
     }
-
-    /// This record with its decoded session attached (the layer's saves).
-    pub(crate) fn with_decoded(mut self, cookie: &SessionCookie, data: &Arc<Data>) -> Self {
-        self.decoded = Some(Arc::new(Decoded {
-            text: self.data.as_str().into(),
-            cookie: cookie.clone(),
-            data: Arc::clone(data),
-        }));
-        self
-    }
-
-    /// The decoded session carried with this record, if it was decoded from exactly its text.
-    pub(crate) fn decoded(&self) -> Option<&Decoded> {
-        self.decoded.as_deref().filter(|d| *d.text == *self.data)
-    }
 }
-
-impl PartialEq for Record {
-    fn eq(&self, other: &Self) -> bool {
-        self.data == other.data && self.expires == other.expires
-    }
-}
-
-impl Eq for Record {}
 
 impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
