@@ -53,6 +53,7 @@ macro_rules! http_suite_tests {
             http_unmodified_new_session_costs_nothing,
             http_modified_new_session_is_saved_with_express_cookie,
             http_session_loads_from_cookie,
+            http_record_changed_by_another_writer_is_read_fresh,
             http_stored_json_shape_is_express,
             http_concurrent_first_requests_get_separate_sessions,
             http_save_uninitialized_true_saves_empty_session,
@@ -149,6 +150,27 @@ pub async fn http_modified_new_session_is_saved_with_express_cookie(store: DynSt
     let c = h.counts();
     assert_eq!((c.create, c.update, c.load, c.load_and_touch), (1, 0, 0, 0));
     assert!(h.record(&id).await.is_some());
+}
+
+/// A record another writer changed (another process, a Node app) reads as it now is, even
+/// right after this layer loaded and saved the old text: the layer's decoded copies are keyed
+/// by the exact text.
+pub async fn http_record_changed_by_another_writer_is_read_fresh(store: DynStore) {
+    let h = h(store, |l| l);
+    let cookie = h.get("/set", None).await.cookie();
+    let id = sid_of(&cookie);
+    h.get("/get", Some(&cookie)).await.assert_ok("bob");
+    h.get("/count", Some(&cookie)).await.assert_ok("1");
+    h.get("/get", Some(&cookie)).await.assert_ok("bob");
+    let saved = h.record(&id).await.unwrap();
+    h.overwrite(&id, &saved.replace(r#""user":"bob""#, r#""user":"carol""#))
+        .await;
+    h.get("/get", Some(&cookie)).await.assert_ok("carol");
+    h.get("/count", Some(&cookie)).await.assert_ok("2");
+    // Back to a text the layer has seen before: read as that text says, count included.
+    h.overwrite(&id, &saved).await;
+    h.get("/get", Some(&cookie)).await.assert_ok("bob");
+    h.get("/count", Some(&cookie)).await.assert_ok("2");
 }
 
 /// The cookie brings the session back.
