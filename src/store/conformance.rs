@@ -1,7 +1,7 @@
 //! The store conformance suite: the [`SessionStore`] contract as tests, for every store,
 //! including yours (feature `test-util`).
 //!
-//! Each case is a plain async function over a store. [`store_conformance_tests!`] expands them
+//! Each case is a plain async function over a store. [`store_conformance_tests!`](crate::store_conformance_tests) expands them
 //! into one `#[tokio::test]` per case, so `cargo test redis::` runs the Redis ones:
 //!
 //! ```
