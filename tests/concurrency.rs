@@ -143,25 +143,37 @@ async fn seed(session: &Session) {
     session.insert("gone", true).unwrap();
 }
 
+/// A handler that seeds the session on `/seed`; on any other path it waits until `n` requests
+/// have all loaded the session, and then runs `body` (so every one of them changes the session
+/// as it was before any of them saved).
+fn after_all_loaded<F>(n: usize, body: F) -> Handler
+where
+    F: Fn(&str, &Session) -> String + Send + Sync + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let body = Arc::new(body);
+    handler(move |path, session| {
+        let (barrier, body) = (Arc::clone(&barrier), Arc::clone(&body));
+        async move {
+            if path == "/seed" {
+                seed(&session).await;
+                return String::new();
+            }
+            barrier.wait().await;
+            body(&path, &session)
+        }
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_concurrent_requests_inserting_own_keys_all_survive() {
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
-    let barrier = Arc::new(Barrier::new(64));
     let app = App::new(
         Arc::clone(&store),
-        handler(move |path, session| {
-            let barrier = Arc::clone(&barrier);
-            async move {
-                if path == "/seed" {
-                    seed(&session).await;
-                    return String::new();
-                }
-                // Every request has loaded the session before any of them changes it.
-                barrier.wait().await;
-                let i = index(&path);
-                session.insert(&format!("k{i}"), i).unwrap();
-                String::new()
-            }
+        after_all_loaded(64, |path, session| {
+            let i = index(path);
+            session.insert(&format!("k{i}"), i).unwrap();
+            String::new()
         }),
     );
     let (pair, id) = seeded(&app, &*store).await;
@@ -184,22 +196,13 @@ async fn sixty_four_concurrent_requests_inserting_own_keys_all_survive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_concurrent_increments_count_sixty_four() {
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new());
-    let barrier = Arc::new(Barrier::new(64));
     let app = App::new(
         Arc::clone(&store),
-        handler(move |path, session| {
-            let barrier = Arc::clone(&barrier);
-            async move {
-                if path == "/seed" {
-                    seed(&session).await;
-                    return String::new();
-                }
-                barrier.wait().await;
-                session
-                    .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
-                    .unwrap()
-                    .to_string()
-            }
+        after_all_loaded(64, |_, session| {
+            session
+                .update("n", |n: Option<u64>| n.unwrap_or(0) + 1)
+                .unwrap()
+                .to_string()
         }),
     );
     let (pair, id) = seeded(&app, &*store).await;
@@ -266,21 +269,12 @@ async fn writers_queued_behind_a_slow_save_land_together_in_one_write() {
         ..RecordingStore::default()
     });
     let store: Arc<dyn SessionStore> = gated.clone();
-    let barrier = Arc::new(Barrier::new(64));
     let app = App::new(
         Arc::clone(&store),
-        handler(move |path, session| {
-            let barrier = Arc::clone(&barrier);
-            async move {
-                if path == "/seed" {
-                    seed(&session).await;
-                    return String::new();
-                }
-                barrier.wait().await;
-                session.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
-                session.insert(&format!("k{}", index(&path)), true).unwrap();
-                String::new()
-            }
+        after_all_loaded(64, |path, session| {
+            session.update("n", |n: Option<u64>| n.unwrap_or(0) + 1).unwrap();
+            session.insert(&format!("k{}", index(path)), true).unwrap();
+            String::new()
         }),
     );
     let (pair, id) = seeded(&app, &*store).await;
@@ -558,22 +552,13 @@ async fn regenerate_racing_slow_writers_never_brings_the_old_id_back() {
 async fn concurrent_sets_of_one_key_end_with_the_last_saved_value() {
     let recording = Arc::new(RecordingStore::default());
     let store: Arc<dyn SessionStore> = recording.clone();
-    let barrier = Arc::new(Barrier::new(32));
     let app = App::new(
         Arc::clone(&store),
-        handler(move |path, session| {
-            let barrier = Arc::clone(&barrier);
-            async move {
-                if path == "/seed" {
-                    seed(&session).await;
-                    return String::new();
-                }
-                barrier.wait().await;
-                let i = index(&path);
-                session.insert("k", i).unwrap();
-                session.insert(&format!("own{i}"), i).unwrap();
-                String::new()
-            }
+        after_all_loaded(32, |path, session| {
+            let i = index(path);
+            session.insert("k", i).unwrap();
+            session.insert(&format!("own{i}"), i).unwrap();
+            String::new()
         }),
     );
     let (pair, id) = seeded(&app, &*store).await;
