@@ -653,13 +653,7 @@ impl Session {
             attempts += 1;
             let (Some(expected), Some(cookie)) = (expected, cookie) else {
                 if store.create(&id, &record).await? {
-                    let mut g = self.lock();
-                    if g.id == id {
-                        g.store_expires = record.expires;
-                        g.stored = Some(record);
-                        g.saved = Some(data);
-                        g.changes.clear();
-                    }
+                    self.saved_as(&id, record, data, false);
                     return Ok(());
                 }
                 // The id is taken: never overwrite someone else's session; take a new id.
@@ -685,10 +679,10 @@ impl Session {
                         t.wrote(&expected, record.clone(), Arc::clone(&data));
                     }
                     for (other, ticket) in batch {
-                        other.saved_as(&id, &record, &data, true);
+                        other.saved_as(&id, record.clone(), Arc::clone(&data), true);
                         ticket.done();
                     }
-                    self.saved_as(&id, &record, &data, folded);
+                    self.saved_as(&id, record, data, folded);
                     return Ok(());
                 }
                 // Not written: the queued saves (their tickets dropped) save themselves in turn.
@@ -773,16 +767,16 @@ impl Session {
 
     /// Updates this session as after a successful save of `record` (with `data`) as `id`. With
     /// `adopt`, the session's data becomes `data`: the write carried other requests' changes too.
-    fn saved_as(&self, id: &str, record: &Record, data: &Arc<Data>, adopt: bool) {
+    fn saved_as(&self, id: &str, record: Record, data: Arc<Data>, adopt: bool) {
         let mut g = self.lock();
         if g.id == id {
             if adopt {
-                g.data = Arc::clone(data);
+                g.data = Arc::clone(&data);
                 g.mutated = true;
             }
             g.store_expires = record.expires;
-            g.stored = Some(record.clone());
-            g.saved = Some(Arc::clone(data));
+            g.stored = Some(record);
+            g.saved = Some(data);
             g.changes.clear();
         }
     }
