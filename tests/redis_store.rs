@@ -909,6 +909,46 @@ async fn requests_cost_one_round_trip_to_read_or_create_and_two_to_write() {
     drop(cleanup);
 }
 
+/// Many requests of different sessions asking Redis at once (the store sends such commands
+/// as one pipeline): each gets its own record, and a command Redis refuses fails only its own
+/// caller. One worker thread, so the requests' commands do queue up together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn concurrent_loads_each_get_their_own_reply_beside_a_failing_one() {
+    let Some(store) = single().await else { return };
+    const N: usize = 40;
+    let ids: Vec<String> = (0..N).map(|_| express_session::generate_id()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        store
+            .create(id, &Record::new(doc(&format!(r#""i":{i}"#)), in_secs(60)))
+            .await
+            .unwrap();
+    }
+    // One key of the prefix holds a hash, not a string: GETEX on it is a WRONGTYPE error.
+    let wrong = express_session::generate_id();
+    let mut raw = raw().await.unwrap();
+    let _: () = raw.hset(store.0.key(&wrong), "f", "v").await.unwrap();
+
+    let tasks: Vec<_> = ids
+        .iter()
+        .cloned()
+        .chain([wrong.clone()])
+        .map(|id| {
+            let store = store.0.clone();
+            tokio::spawn(async move { store.load_and_touch(&id, in_secs(120)).await })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.unwrap());
+    }
+    let failed = replies.pop().unwrap();
+    assert!(matches!(failed, Err(StoreError::Backend(_))), "{failed:?}");
+    for (i, reply) in replies.into_iter().enumerate() {
+        let record = reply.unwrap().expect("live record");
+        assert_eq!(record.data, doc(&format!(r#""i":{i}"#)), "load {i} got another's reply");
+    }
+}
+
 #[test]
 fn resp_parser_reads_whole_commands_only() {
     let buf = b"*2\r\n$3\r\nGET\r\n$5\r\nsess:\r\n*1\r\n$4\r\nPI";
