@@ -849,7 +849,9 @@ impl Session {
             } => (set_cookie, should_save, touch),
         };
         if should_save {
-            match self.persist().await {
+            // Boxed: the save's state is large, and inline it would make every request's
+            // future (reads too) big enough for the allocator's slow path.
+            match Box::pin(self.persist()).await {
                 Ok(()) => {}
                 Err(SessionError::Destroyed) => return Ok(None),
                 Err(e) => return Err(e),

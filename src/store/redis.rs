@@ -545,7 +545,9 @@ impl SessionStore for RedisStore {
         let key = self.key(id);
         let ttl = ttl_seconds(record.expires, OffsetDateTime::now_utc());
         let reply = self
-            .run(self.eval_update(&key, &record.data, &expected.data, ttl))
+            // Boxed: inline, the script call (with its `NOSCRIPT` fallback) would make this
+            // call's future over 1 KiB, which costs more in the allocator than a second box.
+            .run(Box::pin(self.eval_update(&key, &record.data, &expected.data, ttl)))
             .await?;
         match reply {
             Value::Int(0) => Ok(Update::Gone),
