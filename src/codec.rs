@@ -89,7 +89,28 @@ fn write_iso_date(out: &mut Vec<u8>, t: OffsetDateTime) {
 /// every string it accepts, and writes numbers as JavaScript does in the cases that occur.
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Strings, numbers and JSON values serialize without error, and a Vec takes any write.
-    let _ = serde_json::to_writer(&mut *out, value);
+    let _ = value.serialize(&mut serde_json::Serializer::with_formatter(&mut *out, JsNumbers));
+}
+
+/// serde_json's compact output, but with floating-point numbers written as JavaScript's
+/// `JSON.stringify` writes them (`1e+21`, not `1e21`; `100`, not `100.0`; `-0` as `0`), so a
+/// record this crate writes is the text express-session would write for the same values.
+struct JsNumbers;
+
+impl serde_json::ser::Formatter for JsNumbers {
+    fn write_f64<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, value: f64) -> std::io::Result<()> {
+        if value.is_finite() {
+            writer.write_all(ryu_js::Buffer::new().format_finite(value).as_bytes())
+        } else {
+            // What `JSON.stringify` writes for NaN and ±Infinity (serde_json's values never
+            // hold them; typed values might).
+            writer.write_all(b"null")
+        }
+    }
+
+    fn write_f32<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, value: f32) -> std::io::Result<()> {
+        self.write_f64(writer, f64::from(value))
+    }
 }
 
 /// Writes the `cookie` object of a record.

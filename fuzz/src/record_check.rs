@@ -3,14 +3,15 @@
 //! crate's build).
 
 use express_session::codec;
-use serde_json::Value;
 
 /// Checks one record text against `decode`: it never panics, and what decodes re-encodes to
 /// text that decodes to the same cookie and data again and encodes to the same text (a fixed
 /// point). Returns whether the text decoded.
 ///
-/// Data is compared as text, so key order and every float bit count (serde_json's
-/// `float_roundtrip` is on: without it, `4.5000000000000005e300` read as the float next to it).
+/// Data is compared as the text `encode` writes, where numbers are written as JavaScript
+/// writes them: `0.0` in the input may come back as `0`, the same number to JavaScript, but a
+/// float that moved by one bit changes the text (serde_json's `float_roundtrip` is on: without
+/// it, `4.5000000000000005e300` read as the float next to it).
 pub(crate) fn check_record(text: &str, max_len: usize) -> bool {
     let Ok((cookie, data)) = codec::decode(text, max_len) else {
         return false;
@@ -20,10 +21,9 @@ pub(crate) fn check_record(text: &str, max_len: usize) -> bool {
         .unwrap_or_else(|e| panic!("re-encoded record does not decode ({e}): {encoded}"));
     assert_eq!(cookie2, cookie, "cookie changed through encode: {text} -> {encoded}");
     assert_eq!(
-        Value::Object(data2.clone()).to_string(),
-        Value::Object(data).to_string(),
-        "data changed through encode: {text} -> {encoded}"
+        codec::encode(&cookie2, &data2),
+        encoded,
+        "data changed through encode and decode: {text}"
     );
-    assert_eq!(codec::encode(&cookie2, &data2), encoded, "encode is not a fixed point");
     true
 }
