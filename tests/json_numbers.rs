@@ -38,6 +38,17 @@ fn numbers() -> &'static [(f64, String)] {
     })
 }
 
+/// Fails listing every number in `wrong`, out of how many.
+fn assert_none_wrong(wrong: &[String]) {
+    assert!(
+        wrong.is_empty(),
+        "{} of {}:\n{}",
+        wrong.len(),
+        numbers().len(),
+        wrong.join("\n")
+    );
+}
+
 fn record(json: &str) -> String {
     format!(r#"{{"cookie":{COOKIE},"n":{json}}}"#)
 }
@@ -66,13 +77,7 @@ fn records_node_wrote_save_back_as_the_same_text() {
             wrong.push(format!("{json} came back as {again}"));
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "{} of {}:\n{}",
-        wrong.len(),
-        numbers().len(),
-        wrong.join("\n")
-    );
+    assert_none_wrong(&wrong);
 }
 
 #[test]
@@ -87,13 +92,7 @@ fn doubles_are_written_as_javascript_writes_them() {
             wrong.push(format!("{x:e}: JavaScript {json}, we wrote {text}"));
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "{} of {}:\n{}",
-        wrong.len(),
-        numbers().len(),
-        wrong.join("\n")
-    );
+    assert_none_wrong(&wrong);
 }
 
 /// Through the layer: what a handler inserts is stored in JavaScript's form.
