@@ -86,7 +86,8 @@ fn write_iso_date(out: &mut Vec<u8>, t: OffsetDateTime) {
 }
 
 /// Writes `value` as JSON. serde_json escapes strings exactly as `JSON.stringify` does for
-/// every string it accepts, and writes numbers as JavaScript does in the cases that occur.
+/// every string it accepts and writes integers as JavaScript does; floats go through
+/// [`JsNumbers`].
 fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     // Strings, numbers and JSON values serialize without error, and a Vec takes any write.
     let _ = value.serialize(&mut serde_json::Serializer::with_formatter(&mut *out, JsNumbers));

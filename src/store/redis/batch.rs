@@ -81,53 +81,61 @@ where
             queue.flush_pending = false;
             std::mem::take(&mut queue.waiting)
         };
-        let (cmds, replies): (Vec<Cmd>, Vec<_>) = batch.into_iter().filter(|(_, reply)| !reply.is_closed()).unzip();
-        let timeout = self.timeout;
-        match cmds.as_slice() {
-            [] => {}
-            [cmd] => {
-                let result = match tokio::time::timeout(timeout, self.manager.req_packed_command(cmd)).await {
-                    Ok(result) => result.and_then(Value::extract_error),
-                    Err(_) => Err(timed_out()),
-                };
-                if let Some(reply) = replies.into_iter().next() {
-                    let _ = reply.send(result);
-                }
+        let mut pipeline = Pipeline::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        for (cmd, reply) in batch {
+            if !reply.is_closed() {
+                pipeline.add_command(cmd);
+                replies.push(reply);
             }
-            _ => {
-                let mut pipeline = Pipeline::with_capacity(cmds.len());
-                for cmd in cmds {
-                    pipeline.add_command(cmd);
-                }
-                let sent = self.manager.req_packed_commands(&pipeline, 0, replies.len());
-                match tokio::time::timeout(timeout, sent).await {
-                    Ok(Ok(values)) if values.len() == replies.len() => {
-                        for (value, reply) in values.into_iter().zip(replies) {
-                            let _ = reply.send(value.extract_error());
-                        }
-                    }
-                    Ok(Ok(values)) => {
-                        let detail = format!("{} replies for {} commands", values.len(), replies.len());
-                        for reply in replies {
-                            let err = (
-                                ErrorKind::ResponseError,
-                                "wrong number of replies to a pipeline",
-                                detail.clone(),
-                            );
-                            let _ = reply.send(Err(err.into()));
-                        }
-                    }
-                    Ok(Err(err)) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(copy_error(&err)));
-                        }
-                    }
-                    Err(_) => {
-                        for reply in replies {
-                            let _ = reply.send(Err(timed_out()));
-                        }
-                    }
-                }
+        }
+        let n = replies.len();
+        if n == 0 {
+            return;
+        }
+        let manager = &mut self.manager;
+        let sent = async {
+            match pipeline.cmd_iter().next() {
+                // A lone command goes as itself, not as a pipeline of one.
+                Some(cmd) if n == 1 => manager.req_packed_command(cmd).await.map(|value| vec![value]),
+                _ => manager.req_packed_commands(&pipeline, 0, n).await,
+            }
+        };
+        let outcome = tokio::time::timeout(self.timeout, sent)
+            .await
+            .unwrap_or_else(|_| Err(timed_out()));
+        answer(replies, outcome);
+    }
+}
+
+/// Hands each caller its reply from `outcome`, in order; a failure of the whole batch goes to
+/// every caller (the original error to one, copies to the others).
+fn answer(replies: Vec<oneshot::Sender<RedisResult<Value>>>, outcome: RedisResult<Vec<Value>>) {
+    match outcome {
+        Ok(values) if values.len() == replies.len() => {
+            for (value, reply) in values.into_iter().zip(replies) {
+                let _ = reply.send(value.extract_error());
+            }
+        }
+        Ok(values) => {
+            let detail = format!("{} replies for {} commands", values.len(), replies.len());
+            for reply in replies {
+                let err = (
+                    ErrorKind::ResponseError,
+                    "wrong number of replies to a pipeline",
+                    detail.clone(),
+                );
+                let _ = reply.send(Err(err.into()));
+            }
+        }
+        Err(err) => {
+            let mut replies = replies.into_iter();
+            let last = replies.next_back();
+            for reply in replies {
+                let _ = reply.send(Err(copy_error(&err)));
+            }
+            if let Some(last) = last {
+                let _ = last.send(Err(err));
             }
         }
     }
