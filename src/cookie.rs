@@ -258,6 +258,21 @@ pub struct SessionCookie {
 }
 
 impl SessionCookie {
+    /// A cookie with no attributes, standing in until a pending new session starts.
+    pub(crate) fn unset() -> Self {
+        Self {
+            original_max_age: None,
+            expires: None,
+            path: String::new(),
+            domain: None,
+            http_only: false,
+            secure: None,
+            same_site: None,
+            partitioned: None,
+            priority: None,
+        }
+    }
+
     /// The cookie of a session created now, from the layer's options.
     pub(crate) fn from_config(c: &CookieConfig, secure_request: bool, now: OffsetDateTime) -> Self {
         let mut cookie = Self {

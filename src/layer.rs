@@ -277,6 +277,7 @@ impl SessionLayer {
             store: Arc::clone(&self.store),
             turns: crate::turns::SaveTurns::new(),
             decoded: crate::decoded::DecodedCache::new(),
+            empty: Arc::default(),
         }));
         Ok(self)
     }

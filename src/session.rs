@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) turns: SaveTurns<Session>,
     /// Sessions recently loaded or saved, decoded (see [`crate::decoded`]).
     pub(crate) decoded: DecodedCache,
+    /// No data: what new sessions start from, shared until one of them changes.
+    pub(crate) empty: Arc<Data>,
 }
 
 impl Shared {
@@ -110,19 +112,52 @@ struct Inner {
     /// The store expiry as loaded, and the lifetime a load-time touch already gave the record.
     store_expires: Option<OffsetDateTime>,
     touched_on_load: Option<Option<i64>>,
+    /// A new session not started yet: no id, cookie or data until something looks at it
+    /// ([`Session::lock`] starts it). A request that never touches its session costs no id.
+    pending: bool,
 }
 
 impl Inner {
+    /// The stand-in for a new session until it is first used: nothing allocated, no id drawn.
+    fn pending(shared: &Shared, cookie_id: Option<String>, secure_request: bool) -> Self {
+        Self {
+            original_id: String::new(),
+            id: String::new(),
+            state: State::Live,
+            cookie: SessionCookie::unset(),
+            data: Arc::clone(&shared.empty),
+            original: Arc::clone(&shared.empty),
+            saved: None,
+            cookie_id,
+            stored: None,
+            changes: Vec::new(),
+            mutated: false,
+            secure_request,
+            store_expires: None,
+            touched_on_load: None,
+            pending: true,
+        }
+    }
+
+    /// Starts a pending session: a new id (the layer's `genid`), the cookie from the options.
+    fn start(&mut self, shared: &Shared) {
+        let cookie_id = self.cookie_id.take();
+        *self = Self::fresh(shared, shared.genid(), self.secure_request);
+        self.cookie_id = cookie_id;
+    }
+
     fn fresh(shared: &Shared, id: String, secure_request: bool) -> Self {
         let now = OffsetDateTime::now_utc();
         let cookie = SessionCookie::from_config(&shared.config.cookie, secure_request, now);
-        let mut empty = Data::new();
-        if shared.config.absolute_timeout.is_some() {
+        let empty = if shared.config.absolute_timeout.is_some() {
             // Part of the session from the start, like its cookie: not a change by the handler,
             // so an otherwise untouched new session is still uninitialized.
-            empty.insert(CREATED_AT_KEY.to_owned(), unix_ms(now).into());
-        }
-        let empty = Arc::new(empty);
+            let mut start = Data::new();
+            start.insert(CREATED_AT_KEY.to_owned(), unix_ms(now).into());
+            Arc::new(start)
+        } else {
+            Arc::clone(&shared.empty)
+        };
         Self {
             original_id: id.clone(),
             id,
@@ -138,6 +173,7 @@ impl Inner {
             secure_request,
             store_expires: None,
             touched_on_load: None,
+            pending: false,
         }
     }
 
@@ -234,7 +270,7 @@ pub struct Session {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let g = self.lock();
+        let g = self.lock_raw();
         f.debug_struct("Session")
             .field("id", &"<redacted>")
             .field("state", &g.state)
@@ -244,7 +280,18 @@ impl fmt::Debug for Session {
 }
 
 impl Session {
+    /// The session's state, started first if it is a pending new session: everything that
+    /// reads or changes the session goes through here.
     fn lock(&self) -> MutexGuard<'_, Inner> {
+        let mut g = self.lock_raw();
+        if g.pending {
+            g.start(&self.shared);
+        }
+        g
+    }
+
+    /// The state as it is, possibly pending.
+    fn lock_raw(&self) -> MutexGuard<'_, Inner> {
         // Every critical section leaves `Inner` consistent, so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -256,10 +303,11 @@ impl Session {
         }
     }
 
-    /// A brand-new session (no cookie, or the cookie's session is not in the store).
+    /// A brand-new session (no cookie, or the cookie's session is not in the store). Its id
+    /// is drawn, and its cookie made, when the session is first used: a request whose handler
+    /// never touches it (and, without `save_uninitialized`, never sends a cookie) skips both.
     pub(crate) fn generate(shared: Arc<Shared>, cookie_id: Option<String>, secure_request: bool) -> Self {
-        let mut inner = Inner::fresh(&shared, shared.genid(), secure_request);
-        inner.cookie_id = cookie_id;
+        let inner = Inner::pending(&shared, cookie_id, secure_request);
         Self::wrap(shared, inner)
     }
 
@@ -289,6 +337,7 @@ impl Session {
             mutated: false,
             secure_request,
             touched_on_load,
+            pending: false,
         };
         Self::wrap(shared, inner)
     }
@@ -796,7 +845,14 @@ impl Session {
             },
         }
         let plan = {
-            let mut g = self.lock();
+            let mut g = self.lock_raw();
+            if g.pending {
+                if !config.save_uninitialized {
+                    // Untouched and new: unmodified, so neither saved nor given a cookie.
+                    return Ok(None);
+                }
+                g.start(&self.shared);
+            }
             match g.state {
                 State::Live => {
                     g.cookie.touch_at(now);

@@ -374,3 +374,41 @@ async fn colliding_generated_id_never_overwrites_an_existing_session() {
     assert_eq!(h.record("always-the-same").await.unwrap(), before);
     h.get("/get", Some(&first.cookie())).await.assert_ok("bob");
 }
+
+/// A new session starts (its id drawn by `genid`, its cookie made) when something first uses
+/// it. A request that never touches it draws no id, calls no store and sends no cookie, with or
+/// without a stale cookie; with `save_uninitialized`, it is saved and sent as express does.
+#[tokio::test]
+async fn untouched_new_session_draws_no_id() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let drawn = Arc::new(AtomicUsize::new(0));
+    let genid = {
+        let drawn = Arc::clone(&drawn);
+        move || format!("id-{}", drawn.fetch_add(1, SeqCst))
+    };
+    let h = Harness::new(memory(), {
+        let genid = genid.clone();
+        move |l| l.genid(genid)
+    });
+    let stale = common::cookie_for("gone");
+    for cookie in [None, Some(stale.as_str())] {
+        let r = h.get("/", cookie).await;
+        r.assert_ok("ok");
+        r.assert_no_cookie();
+    }
+    assert_eq!(drawn.load(SeqCst), 0);
+    assert_eq!(h.writes(), 0);
+    // Reading anything starts it, once: the id the handler sees is the one the cookie carries.
+    let r = h.get("/set", None).await;
+    r.assert_ok("set");
+    assert_eq!((r.sid(), drawn.load(SeqCst)), ("id-0".to_owned(), 1));
+    let r = h.get("/id", None).await;
+    assert_eq!((r.body.as_str(), drawn.load(SeqCst)), ("id-1", 2));
+    r.assert_no_cookie();
+
+    let h = Harness::new(memory(), move |l| l.genid(genid).save_uninitialized(true));
+    let r = h.get("/", None).await;
+    r.assert_ok("ok");
+    assert_eq!((r.sid(), drawn.load(SeqCst)), ("id-2".to_owned(), 3));
+    assert!(h.record("id-2").await.is_some());
+}
