@@ -141,6 +141,11 @@ impl SessionLayer {
     /// How new session ids are made (express `genid`). Default: 24 CSPRNG bytes in URL-safe
     /// base64, as express's `uid-safe(24)`. An id must not contain `;` or control characters;
     /// a generator with little entropy makes sessions guessable.
+    ///
+    /// Unlike express, which draws an id for every request that arrives without a session, the
+    /// layer calls it when a new session is first used (read, written, or asked for its id), or
+    /// saved because of `save_uninitialized`: a request that never touches its session costs
+    /// no id.
     pub fn genid<F>(mut self, genid: F) -> Self
     where
         F: Fn() -> String + Send + Sync + 'static,
