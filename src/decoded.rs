@@ -10,10 +10,11 @@
 //! [`MAX_TEXT`] bytes; the least recently used entry of a shard makes room for a new one.
 
 use std::{
-    collections::hash_map::RandomState,
     hash::BuildHasher,
     sync::{Arc, Mutex, MutexGuard},
 };
+
+use foldhash::fast::RandomState;
 
 use crate::{
     codec::{self, Data, DecodeError},
@@ -50,7 +51,7 @@ impl DecodedCache {
     pub(crate) fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 

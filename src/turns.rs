@@ -22,7 +22,7 @@ use std::{
     },
 };
 
-use std::collections::hash_map::RandomState;
+use foldhash::fast::RandomState;
 
 use crate::{codec::Data, store::Record};
 
@@ -32,7 +32,7 @@ const SHARDS: usize = 16;
 /// one than these costs one conflict instead of a rebase.
 const CHAIN_LEN: usize = 256;
 
-type Shard<T> = Mutex<HashMap<Box<str>, Slot<T>>>;
+type Shard<T> = Mutex<HashMap<Box<str>, Slot<T>, RandomState>>;
 
 /// The per-session turns of one layer. `T` is what a waiting save leaves in the queue for the
 /// turn holder to save along with its own (the layer's [`Session`](crate::Session)).
@@ -81,11 +81,11 @@ impl<T> SaveTurns<T> {
     pub(crate) fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 
-    fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<Box<str>, Slot<T>>> {
+    fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<Box<str>, Slot<T>, RandomState>> {
         let i = (self.hasher.hash_one(id) as usize) % self.shards.len();
         // Every critical section leaves the map consistent, so a poisoned lock is still usable.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())

@@ -10,7 +10,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use std::collections::hash_map::RandomState;
+use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
 use super::{effective_expiry, from_unix_ms, unix_ms, Record, SessionStore, Update};
@@ -25,7 +25,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Box<str>, Entry>,
+    map: HashMap<Box<str>, Entry, RandomState>,
     /// Inserts since this shard was last swept.
     inserts: usize,
 }
@@ -54,6 +54,8 @@ impl Shard {
 /// `SqliteStore` to keep them, or a network store to share them between processes.
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
+    /// Picks the shard. foldhash (seeded per process and per map) rather than SipHash: the keys
+    /// are session ids the layer made or verified the signature of, so no client chooses them.
     hasher: RandomState,
     len: AtomicUsize,
     max_sessions: Option<usize>,
@@ -83,7 +85,7 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             len: AtomicUsize::new(0),
             max_sessions: None,
         }
