@@ -218,12 +218,20 @@ impl Inner {
     }
 }
 
+/// Sets `key` in `data`, in place when it is there (no new key string), else at the end.
+fn put(data: &mut Data, key: &str, value: Value) {
+    match data.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            data.insert(key.to_owned(), value);
+        }
+    }
+}
+
 fn apply(changes: &[(String, Change)], mut base: Data) -> Data {
     for (key, change) in changes {
         match change {
-            Change::Set(v) => {
-                base.insert(key.clone(), v.clone());
-            }
+            Change::Set(v) => put(&mut base, key, v.clone()),
             Change::Remove => {
                 base.shift_remove(key);
             }
@@ -233,7 +241,7 @@ fn apply(changes: &[(String, Change)], mut base: Data) -> Data {
                     v = Some(f(v.as_ref()));
                 }
                 if let Some(v) = v {
-                    base.insert(key.clone(), v);
+                    put(&mut base, key, v);
                 }
             }
         }
@@ -407,7 +415,7 @@ impl Session {
         if g.data.get(key).is_some_and(|old| same_json(old, &value)) {
             return Ok(());
         }
-        Arc::make_mut(&mut g.data).insert(key.to_owned(), value.clone());
+        put(Arc::make_mut(&mut g.data), key, value.clone());
         g.record_change(key, Change::Set(value));
         Ok(())
     }
@@ -488,7 +496,7 @@ impl Session {
         } else {
             Change::Update(vec![f])
         };
-        Arc::make_mut(&mut g.data).insert(key.to_owned(), new);
+        put(Arc::make_mut(&mut g.data), key, new);
         g.record_change(key, change);
         Ok(typed)
     }
