@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use foldhash::fast::RandomState;
 use time::OffsetDateTime;
 
-use super::{effective_expiry, from_unix_ms, unix_ms, Record, SessionStore, Update};
+use super::{from_unix_ms, unix_ms, Record, SessionStore, Update, DEFAULT_TTL};
 use crate::error::StoreError;
 
 const SHARDS: usize = 32;
@@ -78,6 +78,13 @@ impl std::fmt::Debug for MemoryStore {
 
 fn now_ms() -> i64 {
     unix_ms(OffsetDateTime::now_utc())
+}
+
+/// Now, and when a record saved now with `expires` expires ([`effective_expiry`](super::effective_expiry)), in Unix
+/// milliseconds, from one reading of the clock.
+fn now_and_expiry_ms(expires: Option<OffsetDateTime>) -> (i64, i64) {
+    let now = OffsetDateTime::now_utc();
+    (unix_ms(now), unix_ms(expires.unwrap_or(now + DEFAULT_TTL)))
 }
 
 impl MemoryStore {
@@ -191,9 +198,9 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load_and_touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<Option<Record>, StoreError> {
-        let expires_ms = unix_ms(effective_expiry(expires));
+        let (now, expires_ms) = now_and_expiry_ms(expires);
         let mut s = self.shard(id);
-        let text = self.with_live(&mut s, id, now_ms(), |e| {
+        let text = self.with_live(&mut s, id, now, |e| {
             e.expires_ms = expires_ms;
             e.data.to_string()
         });
@@ -206,8 +213,7 @@ impl SessionStore for MemoryStore {
                 return Err(StoreError::Full);
             }
         }
-        let now = now_ms();
-        let expires_ms = unix_ms(effective_expiry(record.expires));
+        let (now, expires_ms) = now_and_expiry_ms(record.expires);
         let mut s = self.shard(id);
         if self.with_live(&mut s, id, now, |_| ()).is_some() {
             return Ok(false);
@@ -231,8 +237,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn update(&self, id: &str, record: &Record, expected: &Record) -> Result<Update, StoreError> {
-        let now = now_ms();
-        let expires_ms = unix_ms(effective_expiry(record.expires));
+        let (now, expires_ms) = now_and_expiry_ms(record.expires);
         let mut s = self.shard(id);
         enum Found {
             Written,
@@ -262,9 +267,9 @@ impl SessionStore for MemoryStore {
     }
 
     async fn touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<(), StoreError> {
-        let expires_ms = unix_ms(effective_expiry(expires));
+        let (now, expires_ms) = now_and_expiry_ms(expires);
         let mut s = self.shard(id);
-        self.with_live(&mut s, id, now_ms(), |e| e.expires_ms = expires_ms);
+        self.with_live(&mut s, id, now, |e| e.expires_ms = expires_ms);
         Ok(())
     }
 

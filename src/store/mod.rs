@@ -155,11 +155,16 @@ impl<S: SessionStore + ?Sized> SessionStore for Arc<S> {
 /// Milliseconds since the Unix epoch, as JavaScript's `Date.now()` counts them (every
 /// representable instant fits).
 pub(crate) fn unix_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(if t.unix_timestamp() < 0 {
-        i64::MIN
+    // From whole seconds and the millisecond, not `unix_timestamp_nanos() / 1_000_000`: a
+    // 128-bit division on every store call. Seconds times 1000 fit an i64 for any year `time`
+    // holds.
+    let ms = t.unix_timestamp() * 1000 + i64::from(t.millisecond());
+    // Toward zero, as JavaScript and that division count, before 1970 with a sub-millisecond part.
+    if ms < 0 && t.nanosecond() % 1_000_000 != 0 {
+        ms + 1
     } else {
-        i64::MAX
-    })
+        ms
+    }
 }
 
 /// The instant `ms` milliseconds after the Unix epoch; `None` past the years `time` holds.
@@ -175,4 +180,32 @@ pub const DEFAULT_TTL: time::Duration = time::Duration::days(1);
 /// [`DEFAULT_TTL`].
 pub fn effective_expiry(expires: Option<OffsetDateTime>) -> OffsetDateTime {
     expires.unwrap_or_else(|| OffsetDateTime::now_utc() + DEFAULT_TTL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::{macros::datetime, Duration};
+
+    #[test]
+    fn unix_ms_truncates_toward_zero_as_the_nanosecond_division() {
+        let epoch = OffsetDateTime::UNIX_EPOCH;
+        for t in [
+            epoch,
+            epoch + Duration::nanoseconds(1),
+            epoch - Duration::nanoseconds(1),
+            epoch - Duration::nanoseconds(500_000),
+            epoch - Duration::milliseconds(1),
+            epoch - Duration::nanoseconds(1_500_000_001),
+            epoch - Duration::milliseconds(1500),
+            datetime!(2026-12-04 18:30:15.123_456_789 UTC),
+            datetime!(1901-03-04 05:06:07.000_999_999 UTC),
+            datetime!(9999-12-31 23:59:59.999_999_999 UTC),
+            datetime!(-9999-01-01 00:00:00.000_000_001 UTC),
+        ] {
+            let by_division = i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap();
+            assert_eq!(unix_ms(t), by_division, "{t}");
+            assert_eq!(from_unix_ms(unix_ms(t)).map(unix_ms), Some(by_division), "{t}");
+        }
+    }
 }
