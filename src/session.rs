@@ -842,7 +842,6 @@ impl Session {
     /// cookie. Returns the `Set-Cookie` value to send, if any.
     pub(crate) async fn finish(&self) -> Result<Option<String>, SessionError> {
         let config = &self.shared.config;
-        let now = OffsetDateTime::now_utc();
         enum Plan {
             Done(Option<String>),
             Destroy(String),
@@ -861,6 +860,7 @@ impl Session {
                 }
                 g.start(&self.shared);
             }
+            let now = OffsetDateTime::now_utc();
             match g.state {
                 State::Live => {
                     g.cookie.touch_at(now);
