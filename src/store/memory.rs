@@ -1,7 +1,7 @@
 //! [`MemoryStore`]: sessions in this process's memory.
 
 use std::{
-    collections::HashMap,
+    collections::{hash_map, HashMap},
     hash::BuildHasher,
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -215,20 +215,30 @@ impl SessionStore for MemoryStore {
         }
         let (now, expires_ms) = now_and_expiry_ms(record.expires);
         let mut s = self.shard(id);
-        if self.with_live(&mut s, id, now, |_| ()).is_some() {
-            return Ok(false);
+        // One lookup: the id's slot, whether it is free, holds an expired record, or a live one.
+        match s.map.entry(id.into()) {
+            hash_map::Entry::Occupied(o) if o.get().expires_ms > now => return Ok(false),
+            hash_map::Entry::Occupied(o) if expires_ms <= now => {
+                o.remove();
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                return Ok(true);
+            }
+            hash_map::Entry::Occupied(mut o) => {
+                // An expired record under this id: the new one takes its place.
+                *o.get_mut() = Entry {
+                    data: record.data.as_str().into(),
+                    expires_ms,
+                };
+            }
+            hash_map::Entry::Vacant(_) if expires_ms <= now => return Ok(true),
+            hash_map::Entry::Vacant(v) => {
+                v.insert(Entry {
+                    data: record.data.as_str().into(),
+                    expires_ms,
+                });
+                self.len.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        if expires_ms <= now {
-            return Ok(true);
-        }
-        s.map.insert(
-            id.into(),
-            Entry {
-                data: record.data.as_str().into(),
-                expires_ms,
-            },
-        );
-        self.len.fetch_add(1, Ordering::Relaxed);
         s.inserts += 1;
         if s.inserts > s.map.len().max(64) / 2 {
             self.sweep_shard(&mut s, now);
@@ -296,6 +306,23 @@ mod tests {
         store.shard("a").map.get_mut("a").unwrap().expires_ms = now_ms() - 1;
         assert_eq!(store.load("a").await.unwrap(), None);
         assert_eq!(store.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn create_over_an_expired_record_takes_its_place_and_counts_once() {
+        let store = MemoryStore::new();
+        let expire_in_place =
+            |store: &MemoryStore| store.shard("a").map.get_mut("a").unwrap().expires_ms = now_ms() - 1;
+        assert!(store.create("a", &rec(r#"{"v":1}"#, Duration::hours(1))).await.unwrap());
+        assert!(!store.create("a", &rec(r#"{"v":9}"#, Duration::hours(1))).await.unwrap());
+        expire_in_place(&store);
+        assert!(store.create("a", &rec(r#"{"v":2}"#, Duration::hours(1))).await.unwrap());
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.load("a").await.unwrap().unwrap().data, r#"{"v":2}"#);
+        // Over an expired record, a record that is itself already expired leaves nothing.
+        expire_in_place(&store);
+        assert!(store.create("a", &rec("{}", Duration::seconds(-1))).await.unwrap());
+        assert_eq!((store.len(), store.shard("a").map.len()), (0, 0));
     }
 
     #[tokio::test]
