@@ -58,6 +58,11 @@
 //! - the cookie is `SameSite=Lax` unless you say otherwise, and `resave` and
 //!   `save_uninitialized` default to `false` (express's defaults are deprecated).
 //!
+//! A request without a session gets a new one that starts when something first uses it: a
+//! route that never touches its session (static files, health checks) costs no id, no store
+//! call and no cookie, and a custom [`genid`](SessionLayer::genid) runs only for sessions that
+//! are used (express calls it at the start of every such request).
+//!
 //! Bad cookies (malformed, unsigned, tampered, oversized, duplicated) mean "no session": no
 //! store lookup, never an error. A store failure ends the request with an opaque `500`, or `503`
 //! if the store is down or slow, and a `tracing` error with the cause: it never silently treats
