@@ -48,7 +48,7 @@ impl Shard {
 /// you may spawn to do it on a timer. [`max_sessions`](Self::max_sessions) caps the count.
 ///
 /// A record saved without an expiry (a browser-session cookie) lives
-/// [`DEFAULT_TTL`](super::DEFAULT_TTL) after its last save or touch.
+/// [`DEFAULT_TTL`] after its last save or touch.
 ///
 /// It is the default store and right for one process; sessions are lost on restart. Use
 /// `SqliteStore` to keep them, or a network store to share them between processes.
