@@ -120,23 +120,15 @@ struct Inner {
 impl Inner {
     /// The stand-in for a new session until it is first used: nothing allocated, no id drawn.
     fn pending(shared: &Shared, cookie_id: Option<String>, secure_request: bool) -> Self {
-        Self {
-            original_id: String::new(),
-            id: String::new(),
-            state: State::Live,
-            cookie: SessionCookie::unset(),
-            data: Arc::clone(&shared.empty),
-            original: Arc::clone(&shared.empty),
-            saved: None,
-            cookie_id,
-            stored: None,
-            changes: Vec::new(),
-            mutated: false,
+        let mut inner = Self::new_session(
+            String::new(),
+            SessionCookie::unset(),
+            Arc::clone(&shared.empty),
             secure_request,
-            store_expires: None,
-            touched_on_load: None,
-            pending: true,
-        }
+        );
+        inner.cookie_id = cookie_id;
+        inner.pending = true;
+        inner
     }
 
     /// Starts a pending session: a new id (the layer's `genid`), the cookie from the options.
@@ -158,13 +150,18 @@ impl Inner {
         } else {
             Arc::clone(&shared.empty)
         };
+        Self::new_session(id, cookie, empty, secure_request)
+    }
+
+    /// A session that is not in the store, with no changes yet.
+    fn new_session(id: String, cookie: SessionCookie, data: Arc<Data>, secure_request: bool) -> Self {
         Self {
             original_id: id.clone(),
             id,
             state: State::Live,
             cookie,
-            data: Arc::clone(&empty),
-            original: empty,
+            original: Arc::clone(&data),
+            data,
             saved: None,
             cookie_id: None,
             stored: None,
