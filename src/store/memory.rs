@@ -80,8 +80,9 @@ fn now_ms() -> i64 {
     unix_ms(OffsetDateTime::now_utc())
 }
 
-/// Now, and when a record saved now with `expires` expires ([`effective_expiry`](super::effective_expiry)), in Unix
-/// milliseconds, from one reading of the clock.
+/// Now, and when a record saved now with `expires` expires
+/// ([`effective_expiry`](super::effective_expiry)), in Unix milliseconds, from one reading of
+/// the clock.
 fn now_and_expiry_ms(expires: Option<OffsetDateTime>) -> (i64, i64) {
     let now = OffsetDateTime::now_utc();
     (unix_ms(now), unix_ms(expires.unwrap_or(now + DEFAULT_TTL)))
