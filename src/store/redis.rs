@@ -442,14 +442,13 @@ impl RedisStore {
     /// The compare-and-set script, by hash; sent in full if Redis answers `NOSCRIPT`.
     async fn eval_update(&self, key: &str, new: &str, expected: &str, ttl: i64) -> redis::RedisResult<Value> {
         let mut conn = self.conn.clone();
-        let mut by_hash = redis::cmd("EVALSHA");
-        by_hash
-            .arg(self.update_script.get_hash())
-            .arg(1)
-            .arg(key)
-            .arg(expected)
-            .arg(new)
-            .arg(ttl);
+        let hash = self.update_script.get_hash();
+        let mut by_hash = command(
+            "EVALSHA",
+            6,
+            hash.len() + key.len() + expected.len() + new.len() + 2 * 20,
+        );
+        by_hash.arg(hash).arg(1).arg(key).arg(expected).arg(new).arg(ttl);
         match by_hash.query_async(&mut conn).await {
             Err(e) if e.kind() == ErrorKind::NoScriptError => {
                 let mut full = redis::cmd("EVAL");
@@ -459,6 +458,15 @@ impl RedisStore {
             other => other,
         }
     }
+}
+
+/// Redis command `name` with room for `args` more arguments of `bytes` bytes in all (an
+/// integer counts as 20), so that building it never regrows its buffers: the hot commands
+/// carry a whole record.
+fn command(name: &str, args: usize, bytes: usize) -> redis::Cmd {
+    let mut cmd = redis::Cmd::with_capacity(args + 1, name.len() + bytes);
+    cmd.arg(name);
+    cmd
 }
 
 impl fmt::Debug for RedisStore {
@@ -509,7 +517,13 @@ impl SessionStore for RedisStore {
             return Ok(None);
         }
         let data: Option<Vec<u8>> = self
-            .run(redis::cmd("GETEX").arg(&key).arg("EX").arg(ttl).query_async(&mut conn))
+            .run(
+                command("GETEX", 3, key.len() + 2 + 20)
+                    .arg(&key)
+                    .arg("EX")
+                    .arg(ttl)
+                    .query_async(&mut conn),
+            )
             .await?;
         match data {
             Some(data) => Ok(Some(Record::new(text(data)?, Some(now + time::Duration::seconds(ttl))))),
@@ -529,7 +543,7 @@ impl SessionStore for RedisStore {
         }
         let reply: Value = self
             .run(
-                redis::cmd("SET")
+                command("SET", 5, key.len() + record.data.len() + 4 + 20)
                     .arg(&key)
                     .arg(&record.data)
                     .arg("NX")
@@ -567,7 +581,12 @@ impl SessionStore for RedisStore {
         let ttl = ttl_seconds(expires, OffsetDateTime::now_utc());
         let mut conn = self.conn.clone();
         let _: i64 = self
-            .run(redis::cmd("EXPIRE").arg(&key).arg(ttl).query_async(&mut conn))
+            .run(
+                command("EXPIRE", 2, key.len() + 20)
+                    .arg(&key)
+                    .arg(ttl)
+                    .query_async(&mut conn),
+            )
             .await?;
         Ok(())
     }
