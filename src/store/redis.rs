@@ -292,7 +292,12 @@ impl RedisStore {
 
     /// The Redis key of the session `id`: the prefix followed by the id.
     pub fn key(&self, id: &str) -> String {
-        format!("{}{id}", self.prefix)
+        // Not `format!`: on every store call, and the formatting machinery costs more than
+        // the copy.
+        let mut key = String::with_capacity(self.prefix.len() + id.len());
+        key.push_str(&self.prefix);
+        key.push_str(id);
+        key
     }
 
     /// How many keys carry this store's prefix, found with `SCAN MATCH prefix*` (on every
