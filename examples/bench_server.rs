@@ -13,8 +13,9 @@
 //! Settings, from the environment (or the first argument for the store):
 //! `BENCH_STORE` = `memory` (default) or `redis`; `REDIS_URL` (default
 //! `redis://127.0.0.1:6379`); `BENCH_PREFIX`, the Redis key prefix (default `bench-rs:`);
-//! `PORT` (default 3000). It listens on 127.0.0.1 only. The layer keeps express-session's
-//! behaviour with this crate's defaults (`resave` and `save_uninitialized` off).
+//! `PORT` (default 3000); `RUST_LOG` (default `warn`, so store faults are logged to stderr). It
+//! listens on 127.0.0.1 only. The layer keeps express-session's behaviour with this crate's
+//! defaults (`resave` and `save_uninitialized` off).
 
 use axum::{http::StatusCode, routing::get, Router};
 use express_session::{MemoryStore, Session, SessionError, SessionLayer};
@@ -78,6 +79,12 @@ async fn layer(kind: &str) -> Result<SessionLayer, Box<dyn std::error::Error>> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Warnings only (a store fault, a tampered cookie): a benchmark that sees errors says why,
+    // and a clean run logs nothing.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     let kind = std::env::args()
         .nth(1)
         .or_else(|| std::env::var("BENCH_STORE").ok())
