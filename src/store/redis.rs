@@ -454,7 +454,7 @@ impl RedisStore {
             hash.len() + key.len() + expected.len() + new.len() + 2 * 20,
         );
         by_hash.arg(hash).arg(1).arg(key).arg(expected).arg(new).arg(ttl);
-        match by_hash.query_async(&mut conn).await {
+        match conn.query(by_hash).await {
             Err(e) if e.kind() == ErrorKind::NoScriptError => {
                 let mut full = redis::cmd("EVAL");
                 full.arg(UPDATE_SCRIPT).arg(1).arg(key).arg(expected).arg(new).arg(ttl);
@@ -521,15 +521,9 @@ impl SessionStore for RedisStore {
                 .await?;
             return Ok(None);
         }
-        let data: Option<Vec<u8>> = self
-            .run(
-                command("GETEX", 3, key.len() + 2 + 20)
-                    .arg(&key)
-                    .arg("EX")
-                    .arg(ttl)
-                    .query_async(&mut conn),
-            )
-            .await?;
+        let mut getex = command("GETEX", 3, key.len() + 2 + 20);
+        getex.arg(&key).arg("EX").arg(ttl);
+        let data: Option<Vec<u8>> = self.run(conn.query(getex)).await?;
         match data {
             Some(data) => Ok(Some(Record::new(text(data)?, Some(now + time::Duration::seconds(ttl))))),
             None => Ok(None),
@@ -546,17 +540,9 @@ impl SessionStore for RedisStore {
             let exists: bool = self.run(redis::cmd("EXISTS").arg(&key).query_async(&mut conn)).await?;
             return Ok(!exists);
         }
-        let reply: Value = self
-            .run(
-                command("SET", 5, key.len() + record.data.len() + 4 + 20)
-                    .arg(&key)
-                    .arg(&record.data)
-                    .arg("NX")
-                    .arg("EX")
-                    .arg(ttl)
-                    .query_async(&mut conn),
-            )
-            .await?;
+        let mut set = command("SET", 5, key.len() + record.data.len() + 4 + 20);
+        set.arg(&key).arg(&record.data).arg("NX").arg("EX").arg(ttl);
+        let reply: Value = self.run(conn.query(set)).await?;
         Ok(!matches!(reply, Value::Nil))
     }
 
@@ -585,14 +571,9 @@ impl SessionStore for RedisStore {
         let key = self.key(id);
         let ttl = ttl_seconds(expires, OffsetDateTime::now_utc());
         let mut conn = self.conn.clone();
-        let _: i64 = self
-            .run(
-                command("EXPIRE", 2, key.len() + 20)
-                    .arg(&key)
-                    .arg(ttl)
-                    .query_async(&mut conn),
-            )
-            .await?;
+        let mut expire = command("EXPIRE", 2, key.len() + 20);
+        expire.arg(&key).arg(ttl);
+        let _: i64 = self.run(conn.query(expire)).await?;
         Ok(())
     }
 
@@ -610,6 +591,19 @@ impl SessionStore for RedisStore {
 enum Connection {
     Single(Batched),
     Cluster(ClusterConnection),
+}
+
+impl Connection {
+    /// Sends `cmd` and converts its reply, as `cmd.query_async(self)` would. The command is
+    /// handed over, so a batched one joins the queue as it is: `query_async` lends it, and the
+    /// queue then has to copy it.
+    async fn query<T: FromRedisValue>(&mut self, cmd: Cmd) -> redis::RedisResult<T> {
+        let reply = match self {
+            Self::Single(c) => c.send(cmd).await?,
+            Self::Cluster(c) => redis::aio::ConnectionLike::req_packed_command(c, &cmd).await?,
+        };
+        redis::from_owned_redis_value(reply.extract_error()?)
+    }
 }
 
 impl redis::aio::ConnectionLike for Connection {

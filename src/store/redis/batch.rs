@@ -58,7 +58,9 @@ where
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn send(&self, cmd: Cmd) -> RedisResult<Value> {
+    /// Queues `cmd` for the next batch and waits for its reply; a server error in the reply
+    /// comes back as this command's error.
+    pub(super) async fn send(&self, cmd: Cmd) -> RedisResult<Value> {
         let (reply, receiver) = oneshot::channel();
         let spawn_flush = {
             let mut queue = self.queue();
