@@ -254,6 +254,14 @@ async fn records_whose_expiry_has_passed_are_deleted_not_written() {
         "expired touch left the key"
     );
 
+    // A load that touches into the past finds nothing and deletes, as the touch does.
+    store.create(&id, &live).await.unwrap();
+    assert_eq!(store.load_and_touch(&id, past).await.unwrap(), None);
+    assert!(
+        !raw.exists::<_, bool>(&key).await.unwrap(),
+        "expired load_and_touch left the key"
+    );
+
     // A create of an already expired record writes nothing.
     assert!(store.create(&id, &expired).await.unwrap());
     assert!(

@@ -335,14 +335,18 @@ impl RedisStore {
             Connection::Single(_) => {
                 let keys: Vec<_> = keys.into_iter().collect();
                 for batch in keys.chunks(SCAN_COUNT) {
-                    let n: usize = self.run(redis::cmd("DEL").arg(batch).query_async(&mut conn)).await?;
+                    let mut del = redis::cmd("DEL");
+                    del.arg(batch);
+                    let n: usize = self.run(conn.query(del)).await?;
                     deleted += n;
                 }
             }
             Connection::Cluster(_) => {
                 // Keys on one node may sit in different slots: one DEL per key.
                 for key in keys {
-                    let n: usize = self.run(redis::cmd("DEL").arg(key).query_async(&mut conn)).await?;
+                    let mut del = redis::cmd("DEL");
+                    del.arg(key);
+                    let n: usize = self.run(conn.query(del)).await?;
                     deleted += n;
                 }
             }
@@ -357,8 +361,8 @@ impl RedisStore {
         match &self.conn {
             Connection::Single(manager) => {
                 self.scan(&pattern, &mut keys, |cmd| {
-                    let mut manager = manager.clone();
-                    async move { cmd.query_async::<Value>(&mut manager).await }
+                    let manager = manager.clone();
+                    async move { manager.send(cmd).await }
                 })
                 .await?;
             }
@@ -458,7 +462,7 @@ impl RedisStore {
             Err(e) if e.kind() == ErrorKind::NoScriptError => {
                 let mut full = redis::cmd("EVAL");
                 full.arg(UPDATE_SCRIPT).arg(1).arg(key).arg(expected).arg(new).arg(ttl);
-                full.query_async(&mut conn).await
+                conn.query(full).await
             }
             other => other,
         }
@@ -510,17 +514,15 @@ impl SessionStore for RedisStore {
     }
 
     async fn load_and_touch(&self, id: &str, expires: Option<OffsetDateTime>) -> Result<Option<Record>, StoreError> {
-        let key = self.key(id);
         let now = OffsetDateTime::now_utc();
         let ttl = ttl_seconds(expires, now);
-        let mut conn = self.conn.clone();
         if ttl <= 0 {
             // Touching into the past expires the record (connect-redis's EXPIRE with ttl ≤ 0).
-            let _: i64 = self
-                .run(redis::cmd("EXPIRE").arg(&key).arg(ttl).query_async(&mut conn))
-                .await?;
+            self.touch(id, expires).await?;
             return Ok(None);
         }
+        let key = self.key(id);
+        let mut conn = self.conn.clone();
         let mut getex = command("GETEX", 3, key.len() + 2 + 20);
         getex.arg(&key).arg("EX").arg(ttl);
         let data: Option<Vec<u8>> = self.run(conn.query(getex)).await?;
@@ -537,7 +539,9 @@ impl SessionStore for RedisStore {
         if ttl <= 0 {
             // Born expired: nothing to write (connect-redis would DEL, but a create must never
             // touch a live record). It was "inserted" if the id was free.
-            let exists: bool = self.run(redis::cmd("EXISTS").arg(&key).query_async(&mut conn)).await?;
+            let mut exists = redis::cmd("EXISTS");
+            exists.arg(&key);
+            let exists: bool = self.run(conn.query(exists)).await?;
             return Ok(!exists);
         }
         let mut set = command("SET", 5, key.len() + record.data.len() + 4 + 20);
@@ -580,7 +584,9 @@ impl SessionStore for RedisStore {
     async fn destroy(&self, id: &str) -> Result<(), StoreError> {
         let key = self.key(id);
         let mut conn = self.conn.clone();
-        let _: i64 = self.run(redis::cmd("DEL").arg(&key).query_async(&mut conn)).await?;
+        let mut del = redis::cmd("DEL");
+        del.arg(&key);
+        let _: i64 = self.run(conn.query(del)).await?;
         Ok(())
     }
 }
